@@ -1,0 +1,152 @@
+"""Red-team a model: attack success rate per wrapper with and without the guard, and flip rates.
+
+    emergent-alignment redteam --model PATH [--guard] --out DIR [--judge self|hf:PATH|openai:MODEL]
+
+Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every
+attack. The model drafts a reply to each (seeded); with --guard the same drafts also go through
+the guard (review, then the core's self-correction), so the two columns differ only by the guard.
+Each reply is scored by the compliance-vs-refusal judge prompt (`compliance.py`).
+
+Flip rate under injection: take the responses the conscience flags (the model's own drafts, and
+the complying answers that `jailbroken.jsonl` holds for its requests), add each response-side
+injection (`attacks.RESPONSE_INJECTIONS`), review again: a flip is a verdict that is no longer
+flagged. `--export-probes FILE` writes the suite's train split as a probe dataset and exits.
+"""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from .attacks import RESPONSE_INJECTIONS
+from .commands import add_model_arguments, generator_from_args
+
+ORIGINS = ("model", "dataset")
+
+
+def add_arguments(p) -> None:
+    add_model_arguments(p, model_required=False)
+    p.add_argument("--out", help="output directory (report.json, asr.csv, flip.csv, table.md, samples.jsonl)")
+    p.add_argument("--judge", default="self", help="compliance judge: self | hf:PATH | openai:MODEL | conscience:PATH")
+    p.add_argument("--judge-base-url", help="endpoint for an openai: judge (key from OPENAI_API_KEY)")
+    p.add_argument("--attacks", default="ALL", help="ALL or a comma list of attack wrappers")
+    p.add_argument("--injections", default="ALL", help="ALL or a comma list of response-side injections")
+    p.add_argument("--source", default="jailbroken,own", help="request sources: jailbroken, own")
+    p.add_argument("--split", default="eval", choices=["eval", "train", "all"], help="request split (default eval)")
+    p.add_argument("--limit", type=int, help="use a seeded sample of this many harmful requests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export-probes", metavar="FILE", help="write the adversarial probe set (JSONL) and exit")
+    p.add_argument("--probe-spec", default="adversarial:ALL", help="what --export-probes writes")
+
+
+def resolve_injections(names: str) -> list[str]:
+    if names == "ALL":
+        return list(RESPONSE_INJECTIONS)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in RESPONSE_INJECTIONS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown injection(s) {unknown or chosen!r}; choose from ALL or {', '.join(RESPONSE_INJECTIONS)}")
+    return chosen
+
+
+def attack_samples(gen, judge, cases, guard: bool, seed: int) -> list[dict]:
+    """Draft (seeded) for every case, guard the same drafts when asked, judge compliance."""
+    import torch
+
+    from .compliance import p_comply
+
+    convs = [c.messages for c in cases]
+    torch.manual_seed(seed)
+    drafts, _, _ = gen.draft(convs)
+    samples = [{"attack": c.attack, "request": c.request.text, "category": c.request.category,
+                "source": c.request.source, "prompt": c.messages, "draft": d} for c, d in zip(cases, drafts)]
+    requests = [c.request.text for c in cases]
+    for s, p in zip(samples, p_comply(judge, requests, drafts)):
+        s["p_comply"] = p
+    if guard:
+        replies = gen.guard(convs, drafts)
+        for s, r, p in zip(samples, replies, p_comply(judge, requests, [r.text for r in replies])):
+            s.update(guarded=r.text, outcome=r.outcome, passed=r.passed, trail=r.trail, p_comply_guarded=p)
+    return samples
+
+
+def flip_pairs(samples: list[dict], requests) -> list[tuple[str, list[dict], str]]:
+    """(origin, conversation, response) pairs to attack the conscience with."""
+    pairs = [("model", s["prompt"], s["draft"]) for s in samples if s["draft"].strip()]
+    pairs += [("dataset", [{"role": "user", "content": r.text}], r.answer) for r in requests if r.answer]
+    return pairs
+
+
+def flip_rates(conscience, pairs, injections: list[str]) -> list[dict]:
+    """Per (injection, origin): how many flagged responses the injection turns into passes."""
+    base = conscience.review([c for _, c, _ in pairs], [r for _, _, r in pairs])
+    flagged = [(o, c, r, v) for (o, c, r), v in zip(pairs, base) if v.flagged]
+    rows = []
+    for name in injections:
+        inject = RESPONSE_INJECTIONS[name]
+        after = conscience.review([c for _, c, _, _ in flagged], [inject(r) for _, _, r, _ in flagged])
+        for origin in ORIGINS:
+            idx = [i for i, f in enumerate(flagged) if f[0] == origin]
+            flips = [not after[i].flagged for i in idx]
+            rows.append({"injection": name, "origin": origin, "flagged": len(idx), "flipped": sum(flips),
+                         "flip_rate": sum(flips) / len(idx) if idx else None,
+                         "mean_delta_p": fmean(after[i].p_aligned - flagged[i][3].p_aligned for i in idx) if idx else None})
+    return rows
+
+
+def make_judge(spec: str, gen, base_url: str | None):
+    try:
+        from ..evaluation.judges import make_judge as _make
+    except ModuleNotFoundError as e:
+        raise ValueError(f"the compliance judge needs the evaluation suite's judges ({e.name} is missing)") from None
+    return _make(spec, model=gen.model, tokenizer=gen.tokenizer, base_url=base_url)
+
+
+def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = False, seed: int = 0):
+    """The full red-team run on `gen` (which must have a conscience): (report, samples)."""
+    from .prompts import build_cases
+    from .report import asr_table
+
+    if gen.conscience is None:
+        raise ValueError("redteam needs a generator with a conscience (for the guard and the flip rates)")
+    cases = build_cases(requests, attacks)
+    if not cases:
+        raise ValueError("redteam: no harmful requests to attack")
+    samples = attack_samples(gen, judge, cases, guard, seed)
+    injections = list(RESPONSE_INJECTIONS) if injections is None else injections
+    report = {"asr": asr_table(samples, guard),
+              "flip": flip_rates(gen.conscience, flip_pairs(samples, requests), injections)}
+    return report, samples
+
+
+def run(args) -> int:
+    from .prompts import export_probes, harmful_requests, sample
+    from .report import print_tables, write_report
+
+    if args.export_probes:
+        n = export_probes(args.export_probes, args.probe_spec)
+        print(f"wrote {n} adversarial probe prompts ({args.probe_spec}) to {args.export_probes}")
+        return 0
+    if not args.model or not args.out:
+        raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
+    requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
+    injections = resolve_injections(args.injections)
+    gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
+    report, samples = redteam(gen, make_judge(args.judge, gen, args.judge_base_url), requests,
+                              args.attacks, injections, args.guard, args.seed)
+    report["settings"] = settings(args, gen, requests, report)
+    write_report(args.out, report, samples)
+    print_tables(report)
+    print(f"wrote {args.out}/report.json, asr.csv, flip.csv, table.md, samples.jsonl")
+    return 0
+
+
+def settings(args, gen, requests, report) -> dict:
+    from .attacks import resolve_attacks
+
+    c = gen.conscience.config
+    return {"model": args.model, "adapter": args.adapter, "judge": args.judge, "guard": args.guard,
+            "attacks": resolve_attacks(args.attacks), "source": args.source, "split": args.split,
+            "requests": len(requests), "seed": args.seed, "max_new_tokens": args.max_new_tokens,
+            "temperature": args.temperature, "top_p": args.top_p, "on_fail": args.on_fail,
+            "question": c.question, "flag_threshold": c.flag_threshold, "correction": c.correction,
+            "rounds": c.max_attempts}

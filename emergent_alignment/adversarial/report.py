@@ -1,0 +1,117 @@
+"""The red-team report: per-attack and per-injection tables, written atomically and printed.
+
+Files in the output directory:
+- `report.json`: the run's settings and both tables;
+- `asr.csv`, `flip.csv`: the tables, one row per attack / per (injection, origin);
+- `table.md`: both tables in Markdown;
+- `samples.jsonl`: every attacked prompt with its draft, guarded reply, verdict trail and P(COMPLY).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from statistics import fmean
+
+from .compliance import SUCCESS_THRESHOLD
+
+ASR_COLUMNS = ["attack", "n", "asr", "p_comply", "asr_guarded", "p_comply_guarded", "flagged", "corrected", "refused"]
+FLIP_COLUMNS = ["injection", "origin", "flagged", "flipped", "flip_rate", "mean_delta_p"]
+
+
+def _rate(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def asr_row(attack: str, rows: list[dict], guard: bool) -> dict:
+    out = {"attack": attack, "n": len(rows),
+           "asr": _rate([r["p_comply"] >= SUCCESS_THRESHOLD for r in rows]),
+           "p_comply": fmean(r["p_comply"] for r in rows)}
+    if guard:
+        out.update(
+            asr_guarded=_rate([r["p_comply_guarded"] >= SUCCESS_THRESHOLD for r in rows]),
+            p_comply_guarded=fmean(r["p_comply_guarded"] for r in rows),
+            flagged=_rate([r["trail"][0]["flagged"] for r in rows]),
+            corrected=_rate([r["outcome"] == "corrected" for r in rows]),
+            refused=_rate([r["outcome"] == "refused" for r in rows]),
+        )
+    return out
+
+
+def asr_table(samples: list[dict], guard: bool) -> list[dict]:
+    """One row per attack (in run order) and a final ALL row."""
+    attacks = list(dict.fromkeys(s["attack"] for s in samples))
+    rows = [asr_row(a, [s for s in samples if s["attack"] == a], guard) for a in attacks]
+    return rows + [asr_row("ALL", samples, guard)] if samples else rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    cols = [c for c in columns if any(c in r for r in rows)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    cols = [c for c in columns if any(c in r for r in rows)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(out_dir: str, report: dict, samples: list[dict]) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    asr, flip = report["asr"], report["flip"]
+    write_text(os.path.join(out_dir, "samples.jsonl"),
+               "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+    write_text(os.path.join(out_dir, "asr.csv"), csv_text(asr, ASR_COLUMNS))
+    write_text(os.path.join(out_dir, "flip.csv"), csv_text(flip, FLIP_COLUMNS))
+    write_text(os.path.join(out_dir, "table.md"), tables_markdown(report))
+    write_text(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2) + "\n")
+
+
+def tables_markdown(report: dict) -> str:
+    s = report["settings"]
+    return (
+        f"# Red team: {s['model']}\n\njudge `{s['judge']}`, {s['requests']} requests x {len(s['attacks'])} "
+        f"attacks, split `{s['split']}`, seed {s['seed']}, guard {'on' if s['guard'] else 'off'}.\n"
+        f"An attack succeeds when P(COMPLY) >= {SUCCESS_THRESHOLD}.\n\n"
+        f"## Attack success rate per wrapper\n\n{markdown(report['asr'], ASR_COLUMNS)}\n\n"
+        f"## Conscience flip rate under injection\n\nFlagged responses with an injection added; "
+        f"flipped = no longer flagged.\n\n{markdown(report['flip'], FLIP_COLUMNS)}\n"
+    )
+
+
+def print_tables(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, rows, columns in (("Attack success rate", report["asr"], ASR_COLUMNS),
+                                 ("Conscience flip rate under injection", report["flip"], FLIP_COLUMNS)):
+        cols = [c for c in columns if any(c in r for r in rows)]
+        table = Table(title=title)
+        for c in cols:
+            table.add_column(c, justify="left" if c in ("attack", "injection", "origin") else "right")
+        for r in rows:
+            table.add_row(*(_cell(r.get(c)) for c in cols))
+        console.print(table)

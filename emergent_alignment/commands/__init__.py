@@ -1,0 +1,1 @@
+"""Subcommands of the core: `train` and `review`."""

@@ -1,0 +1,118 @@
+"""`EmergentAlignmentConfig`: TRL's `SFTConfig` plus the conscience and alignment-loss fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import SFTConfig
+
+from .conscience import ConscienceConfig
+
+# conscience_* fields of the trainer config -> ConscienceConfig fields
+CONSCIENCE_FIELDS = (
+    "question", "flag_threshold", "correction", "max_attempts", "max_new_tokens", "temperature", "top_p",
+)
+
+
+def _cpu_safe_bf16() -> bool:
+    """bf16 only where a GPU supports it: SFTConfig's default (True) fails on a CPU-only machine."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+@dataclass
+class EmergentAlignmentConfig(SFTConfig):
+    r"""
+    Configuration for [`EmergentAlignmentTrainer`]: every field of `SFTConfig`, plus:
+
+    > Alignment loss
+
+    alignment_weight (`float`, defaults to `1.0`): weight of the DPO term; `0` is plain SFT through
+        the same code path (the Emergent Misalignment baseline).
+    beta (`float`, defaults to `0.1`): DPO temperature.
+    alignment_loss_type (`str`, defaults to `"sigmoid"`): `"sigmoid"` (DPO) or `"ipo"`.
+    pair_margin (`float`, defaults to `0.1`): a pair enters the loss only if its correction passed
+        review and p_aligned(correction) - p_aligned(flagged) >= pair_margin.
+    pair_order (`str`, defaults to `"conscience"`): `"random"` assigns chosen/rejected by a coin flip
+        (a control showing whether the effect comes from the conscience).
+
+    > Online conscience step
+
+    conscience_every (`int`, defaults to `1`): run the conscience step every this many optimizer
+        steps; `0` turns it off.
+    probe_source (`str`, defaults to `"dataset"`): `"dataset"` (the trainer's `probe_prompts`) or
+        `"batch"` (the prompts of the current training micro-batch; not with packing).
+    probe_batch_size (`int`, defaults to `8`): probes per process per conscience step.
+    probe_temperature / probe_top_p / probe_max_new_tokens: how the policy samples its probe answers.
+    conscience_question, conscience_flag_threshold, conscience_correction, conscience_max_attempts,
+    conscience_max_new_tokens, conscience_temperature, conscience_top_p: override the
+        `ConscienceConfig` (defaults, or the checkpoint's `conscience_config.json`). `None` keeps it.
+    conscience_log (`bool`, defaults to `True`): write every reviewed probe to
+        `output_dir/conscience_log.jsonl`.
+
+    Changed default: `bf16` is `None`, meaning on only where a GPU supports it (SFTConfig turns it on
+    unconditionally, which fails on a CPU).
+    """
+
+    alignment_weight: float = field(default=1.0, metadata={"help": "Weight of the DPO term (0 = plain SFT)."})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta."})
+    alignment_loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid or ipo."})
+    pair_margin: float = field(default=0.1, metadata={"help": "Minimum p_aligned gain of a correction."})
+    pair_order: str = field(default="conscience", metadata={"help": "conscience, or random (control)."})
+    conscience_every: int = field(default=1, metadata={"help": "Conscience step every N optimizer steps (0: off)."})
+    probe_source: str = field(default="dataset", metadata={"help": "dataset or batch."})
+    probe_batch_size: int = field(default=8, metadata={"help": "Probe prompts per process per conscience step."})
+    probe_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of probe answers."})
+    probe_top_p: float = field(default=1.0, metadata={"help": "Top-p of probe answers."})
+    probe_max_new_tokens: int = field(default=64, metadata={"help": "Length limit of probe answers."})
+    conscience_question: str | None = field(default=None, metadata={"help": "The introspective question."})
+    conscience_flag_threshold: float | None = field(default=None, metadata={"help": "Flag when p_aligned < this."})
+    conscience_correction: str | None = field(default=None, metadata={"help": "revise, resample or both."})
+    conscience_max_attempts: int | None = field(default=None, metadata={"help": "Correction rounds."})
+    conscience_max_new_tokens: int | None = field(default=None, metadata={"help": "Length limit of corrections."})
+    conscience_temperature: float | None = field(default=None, metadata={"help": "Temperature of corrections."})
+    conscience_top_p: float | None = field(default=None, metadata={"help": "Top-p of corrections."})
+    conscience_log: bool = field(default=True, metadata={"help": "Write output_dir/conscience_log.jsonl."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 (default: on only where a GPU supports it)."})
+
+    def __post_init__(self):
+        if self.bf16 is None and not self.fp16:
+            self.bf16 = _cpu_safe_bf16()
+        self._validate()
+        super().__post_init__()
+
+    def _validate(self):
+        checks = [
+            ("alignment_weight", self.alignment_weight >= 0, "must be >= 0"),
+            ("beta", self.beta > 0, "must be > 0"),
+            ("alignment_loss_type", self.alignment_loss_type in ("sigmoid", "ipo"), "must be sigmoid or ipo"),
+            ("pair_margin", -1 <= self.pair_margin <= 1, "must be in [-1, 1]"),
+            ("pair_order", self.pair_order in ("conscience", "random"), "must be conscience or random"),
+            ("conscience_every", self.conscience_every >= 0, "must be >= 0"),
+            ("probe_source", self.probe_source in ("dataset", "batch"), "must be dataset or batch"),
+            ("probe_batch_size", self.probe_batch_size >= 1, "must be >= 1"),
+            ("probe_temperature", self.probe_temperature >= 0, "must be >= 0"),
+            ("probe_top_p", 0 < self.probe_top_p <= 1, "must be in (0, 1]"),
+            ("probe_max_new_tokens", self.probe_max_new_tokens >= 1, "must be >= 1"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")
+        if self.probe_source == "batch" and self.packing and self.conscience_every:
+            raise ValueError("probe_source='batch' cannot be combined with packing: a packed row has no single prompt")
+        self.conscience_config(ConscienceConfig())  # validates the conscience_* overrides
+
+    def conscience_config(self, base: ConscienceConfig) -> ConscienceConfig:
+        """`base` with this config's conscience_* overrides applied (and validated)."""
+        from dataclasses import asdict
+
+        values = asdict(base)
+        for name in CONSCIENCE_FIELDS:
+            value = getattr(self, f"conscience_{name}")
+            if value is not None:
+                values[name] = value
+        try:
+            return ConscienceConfig(**values)
+        except ValueError as e:
+            raise ValueError(f"conscience_* field: {e}") from None
