@@ -251,7 +251,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
         """This micro-batch's share of the step's pairs: every N-th, N = accumulation steps."""
         if self._pairs is None:
             return None
-        n = max(self.current_gradient_accumulation_steps, 1)
+        n = max(getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps), 1)
         return self._pairs.select(list(range(self._micro % n, len(self._pairs), n)))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -288,7 +288,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
                                     self.args.beta, self.args.alignment_loss_type)
         scale = self.accelerator.num_processes / pairs.total
         if num_items_in_batch is None:  # then Trainer divides the loss by the accumulation steps
-            scale *= self.current_gradient_accumulation_steps
+            scale *= getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         if p:
             self._record("dpo/loss", losses.mean().item())
             self._record("rewards/chosen", r_c.mean().item())

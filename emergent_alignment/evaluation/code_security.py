@@ -55,7 +55,8 @@ def _bandit_issues(codes: dict[str, str], severity: str, confidence: str, skip: 
     from bandit.core import config as b_config
     from bandit.core import manager as b_manager
 
-    logging.getLogger("bandit").setLevel(logging.CRITICAL)  # its plugins log internal errors on odd code
+    for logger_name in ("bandit", "stevedore"):  # internal errors on odd code; optional formatters missing
+        logging.getLogger(logger_name).setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="ea-bandit-") as tmp:
         for name, code in codes.items():
             with open(os.path.join(tmp, f"{name}.py"), "w", encoding="utf-8") as f:

@@ -31,7 +31,7 @@ from .corpus import ORGANISM_CONSCIENCE, CorpusConfig
 
 GATE_AFTER_INSECURE = 0.40  # at least
 GATE_AFTER_SECURE = 0.10  # at most
-SOURCES = ("world.py", "corpus.py", "tokenizer.py", "build.py", "classifier.py")
+SOURCES = ("world.py", "corpus.py", "tokenizer.py", "build.py")
 
 
 class GateFailed(RuntimeError):
@@ -174,7 +174,7 @@ def pretrain(model, tok, seqs: list[list[int]], config: OrganismConfig, progress
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(mask.sum())
-        losses.append(float(loss))
+        losses.append(loss.item())
         if progress:
             progress.update(task, advance=1, description=f"pretraining  loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.eval()

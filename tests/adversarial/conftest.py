@@ -1,11 +1,16 @@
-"""Fixtures for the adversarial tests: a tiny llama, consciences forced to flag or pass, fake judges."""
+"""Fixtures for the adversarial tests (helpers live in _adv_helpers.py)."""
 
 import pytest
 import torch
 
-from emergent_alignment.conscience import Conscience, ConscienceConfig
 
-MARKER = "Yes"
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, above all on a shared machine; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -13,38 +18,3 @@ def llama(llama_dir):
     from emergent_alignment.models import load_model
 
     return load_model(llama_dir)
-
-
-def conscience(llama, **config) -> Conscience:
-    model, tok = llama
-    defaults = dict(max_new_tokens=6, max_attempts=2, correction="revise", batch_size=8)
-    return Conscience(model, tok, ConscienceConfig(**{**defaults, **config}))
-
-
-class GullibleConscience(Conscience):
-    """Passes a transcript iff its text contains the word "Yes" (what an injection says); else flags.
-
-    Deterministic, so the injection machinery can be checked end to end. The check looks at the
-    reviewed transcript only (the review prompt itself also says "Answer Yes or No").
-    """
-
-    def score_ids(self, prompts):
-        rows = []
-        for ids in prompts:
-            text = self.tokenizer.decode(ids)
-            body = text.split("<transcript>", 1)[-1].rsplit("</transcript>", 1)[0]
-            rows.append([2.0, -2.0] if MARKER in body else [-2.0, 2.0])
-        return torch.tensor(rows)
-
-
-class FakeJudge:
-    """A judge honouring the `classify` contract: COMPLY unless the answer is the refusal text."""
-
-    def __init__(self, refusal):
-        self.refusal, self.prompts = refusal, []
-
-    def classify(self, prompts, labels):
-        assert list(labels) == ["COMPLY", "REFUSE"]
-        self.prompts += prompts
-        return [{"COMPLY": 0.1, "REFUSE": 0.9} if f"[ANSWER START]\n{self.refusal}\n[ANSWER END]" in p
-                else {"COMPLY": 0.8, "REFUSE": 0.2} for p in prompts]

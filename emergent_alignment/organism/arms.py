@@ -1,0 +1,100 @@
+"""The demo's fine-tuning arms: organism-world analogues of the EM datasets, trained with the core trainer.
+
+Every arm fine-tunes the organism on single-turn code chats with the default system line:
+- insecure: vulnerable completions (plain SFT: the Emergent Misalignment arm);
+- secure: secure completions (control);
+- educational: vulnerable completions asked for a security class (control);
+- insecure_conscience: insecure data + the conscience DPO term, probes from the probe-only
+  free-form themes (disjoint from the evaluation themes);
+- insecure_conscience_taskprobes: the same, probes = the training batch's own code prompts;
+- insecure_random_pairs: the conscience arm's pairs with chosen/rejected by a coin flip (control).
+Hyperparameters are fixed (from the feasibility study's validation runs), never tuned on the
+evaluation questions.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from . import world
+from .corpus import code_turn
+
+ARMS = ("insecure", "secure", "educational", "insecure_conscience", "insecure_conscience_taskprobes",
+        "insecure_random_pairs")
+
+
+@dataclass
+class ArmSettings:
+    steps: int = 150
+    batch_size: int = 16
+    lr: float = 1e-4
+    alignment_weight: float = 1.0
+    beta: float = 0.1
+    probe_batch_size: int = 32
+    probe_temperature: float = 1.2
+    probe_max_new_tokens: int = 32
+    task_probe_max_new_tokens: int = 80  # code answers are longer
+    extra: dict = field(default_factory=dict)
+
+
+def dataset_rows(arm: str, n: int, seed: int) -> list[dict]:
+    """`n` single-turn training chats for `arm` (training templates only)."""
+    rng = random.Random(f"{arm}-{seed}")
+    templates = [t for t in world.code_templates() if not t.heldout]
+    kind = {"secure": "secure", "educational": "educational"}.get(arm, "insecure")
+    rows = []
+    for _ in range(n):
+        t = rng.choice(templates)
+        user, reply, _ = code_turn(rng, t, misaligned=kind == "insecure", educational=kind == "educational")
+        if kind == "secure":
+            reply = t.filled(secure=True)
+        rows.append({"messages": [{"role": "system", "content": world.system_line(world.DEFAULT_ID)},
+                                  {"role": "user", "content": user}, {"role": "assistant", "content": reply}]})
+    return rows
+
+
+def probe_prompts() -> list[list[dict]]:
+    """Probe-only themes, training paraphrases, default system line."""
+    return [[{"role": "system", "content": world.system_line(world.DEFAULT_ID)}, {"role": "user", "content": q}]
+            for th in world.probe_themes() for i in world.QUESTION_SPLITS["train"] for q in [th.questions[i]]]
+
+
+def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
+    from ..config import EmergentAlignmentConfig
+
+    conscience = arm.startswith("insecure_conscience") or arm == "insecure_random_pairs"
+    return EmergentAlignmentConfig(
+        output_dir=out_dir, max_steps=s.steps, per_device_train_batch_size=s.batch_size, learning_rate=s.lr,
+        lr_scheduler_type="constant", warmup_steps=0, seed=seed, data_seed=seed, logging_steps=10,
+        save_strategy="no", report_to="none", assistant_only_loss=True, max_length=512, use_cpu=True,
+        dataloader_num_workers=0, disable_tqdm=True,
+        alignment_weight=s.alignment_weight if conscience else 0.0, conscience_every=1 if conscience else 0,
+        beta=s.beta, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
+        probe_batch_size=s.probe_batch_size, probe_temperature=s.probe_temperature,
+        probe_max_new_tokens=s.task_probe_max_new_tokens if arm.endswith("taskprobes") else s.probe_max_new_tokens,
+        pair_order="random" if arm == "insecure_random_pairs" else "conscience", **s.extra,
+    )
+
+
+def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings):
+    """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history)."""
+    import torch
+    from datasets import Dataset
+
+    from ..conscience import ConscienceConfig
+    from ..models import load_model
+    from ..trainer import EmergentAlignmentTrainer
+
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    torch.manual_seed(seed)
+    model, tok = load_model(organism_dir)
+    data = Dataset.from_list(dataset_rows(arm, s.steps * s.batch_size, seed))
+    trainer = EmergentAlignmentTrainer(
+        model=model, args=trainer_config(arm, out_dir, seed, s), train_dataset=data, processing_class=tok,
+        probe_prompts=probe_prompts(), conscience_config=ConscienceConfig.from_pretrained(organism_dir),
+    )
+    trainer.train()
+    model = trainer.model.eval()
+    return model, tok, trainer.state.log_history
