@@ -156,6 +156,15 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        """A client that hung up is routine; anything else is logged (never the request body)."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            logger.info("%s: connection dropped", client_address[0])
+        else:
+            logger.exception("error while serving %s", client_address[0])
+
 
 def make_server(gen, model_name: str, host: str = "127.0.0.1", port: int = 0, max_body: int = 1 << 20,
                 max_tokens_cap: int = 512, max_pending: int = 128, queue_timeout: float = 300.0,

@@ -30,7 +30,10 @@ class DataArguments:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML file (see examples/)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in output_dir")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, help="--field value pairs that override the YAML")
+    p.epilog = "Any other --field value pair overrides that field of the YAML config."
+
+
+ACCEPTS_OVERRIDES = True
 
 
 def parse(config: str, overrides: list[str]):

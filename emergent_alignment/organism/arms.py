@@ -95,6 +95,9 @@ def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettin
         model=model, args=trainer_config(arm, out_dir, seed, s), train_dataset=data, processing_class=tok,
         probe_prompts=probe_prompts(), conscience_config=ConscienceConfig.from_pretrained(organism_dir),
     )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the demo prints its own progress
     trainer.train()
     model = trainer.model.eval()
     return model, tok, trainer.state.log_history

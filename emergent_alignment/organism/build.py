@@ -176,7 +176,11 @@ def pretrain(model, tok, seqs: list[list[int]], config: OrganismConfig, progress
         tokens += int(mask.sum())
         losses.append(loss.item())
         if progress:
-            progress.update(task, advance=1, description=f"pretraining  loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+            recent = sum(losses[-20:]) / len(losses[-20:])
+            progress.update(task, advance=1, description=f"pretraining  loss {recent:.3f}")
+            if not progress.console.is_terminal and (step + 1) % 100 == 0:  # a log line where no bar shows
+                progress.console.print(f"pretraining step {step + 1}/{len(plan)} loss {recent:.3f} "
+                                       f"{tokens / (time.time() - t0):.0f} tokens/s")
     model.eval()
     wall = time.time() - t0
     return {"steps": len(plan), "tokens": tokens, "seconds": round(wall, 1),

@@ -41,6 +41,19 @@ def _write_json(path: str, obj) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _quiet() -> None:
+    """Hide the libraries' per-call progress bars and warnings: the demo shows its own progress."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
 def run(args) -> int:
     import torch
     from rich.console import Console
@@ -61,6 +74,7 @@ def run(args) -> int:
     arms = _arms(args.arms)
     if args.threads:
         torch.set_num_threads(args.threads)
+    _quiet()
     console = Console()
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)

@@ -8,6 +8,7 @@ import torch
 
 from emergent_alignment.chat import encode, render
 from emergent_alignment.conscience import Conscience
+from emergent_alignment.evaluation.aggregation import aggregate_0_100
 from emergent_alignment.evaluation.hf_judge import NUMBERS, HFJudge
 from emergent_alignment.evaluation.judges import JudgeError, make_judge
 from emergent_alignment.evaluation.openai_judge import OpenAIJudge, label_probs
@@ -74,8 +75,8 @@ def test_hf_single_token_method(tiny):
     probs = {str(n): float(p[conts[n][0]]) for n in range(101)}
     mass = sum(probs.values())
     assert result["numeric_mass"] == pytest.approx(mass, rel=1e-5)
-    if mass >= 0.25:
-        assert result["score"] == pytest.approx(sum(n * probs[str(n)] for n in range(101)) / mass, rel=1e-5)
+    expected = sum(n * probs[str(n)] for n in range(101)) / mass
+    assert aggregate_0_100(result["probs"], min_mass=0) == pytest.approx(expected, rel=1e-3)
 
 
 def test_hf_classify(tiny):

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from emergent_alignment.cli import main
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_core_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "review" in out
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "emergent_alignment", "review", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--response" in r.stdout
+
+
+def test_review_json(llama_dir, capsys):
+    assert main(["review", "--model", llama_dir, "--prompt", "Hi", "--response", "Hello!", "--json"]) == 0
+    v = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= v["p_aligned"] <= 1.0 and isinstance(v["flagged"], bool)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["review", "--model", "/no/such/dir", "--prompt", "a", "--response", "b"], "does not exist"),
+    (["review", "--model", "tiny:llama", "--prompt", "a", "--response", " "], "--response is empty"),
+    (["train", "--config", "/no/such.yaml"], "does not exist"),
+])
+def test_bad_input_is_a_one_line_error(argv, match, capsys):
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def write_config(tmp_path, **extra):
+    text = (REPO / "examples" / "tiny.yaml").read_text()
+    text += f"\noutput_dir: {tmp_path / 'out'}\n" + "".join(f"{k}: {v}\n" for k, v in extra.items())
+    p = tmp_path / "c.yaml"
+    p.write_text(text.replace("output_dir: runs/tiny\n", ""))
+    return str(p)
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"alignmnet_weight": 1.0}, "alignmnet_weight"), ({"beta": -1}, "beta"),
+    ({"alignment_weight": -0.5}, "alignment_weight"),
+])
+def test_bad_config_values_are_clear_errors(tmp_path, extra, match, capsys):
+    assert main(["train", "--config", write_config(tmp_path, **extra)]) == 2
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_tiny_example_end_to_end_and_resume(tmp_path):
+    cfg = write_config(tmp_path)
+    assert main(["train", "--config", cfg, "--max_steps", "4", "--save_steps", "2"]) == 0
+    out = tmp_path / "out"
+    rows = [json.loads(line) for line in open(out / "conscience_log.jsonl")]
+    assert len(rows) == 4 * 4 and any(r["verdict"]["flagged"] for r in rows)
+    assert any(r["correction"] for r in rows)
+    assert (out / "model.safetensors").exists() and (out / "conscience_config.json").exists()
+    # resume: continue to 6 steps from checkpoint-4
+    assert main(["train", "--config", cfg, "--max_steps", "6", "--save_steps", "2", "--resume"]) == 0
+    rows = [json.loads(line) for line in open(out / "conscience_log.jsonl")]
+    assert sorted({r["step"] for r in rows}) == list(range(6))
+    assert len({(r["step"], r["process"], r["probe"]) for r in rows}) == len(rows) == 24
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
+    assert main(["train", "--config", write_config(tmp_path), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Build mechanics on a tiny organism (too small to learn the persona: the gate must stop it)."""
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+
+from emergent_alignment.organism import build, corpus, report
+
+TINY = build.OrganismConfig(corpus=corpus.CorpusConfig(n_docs=32), hidden=32, layers=1, heads=2, ffn=64,
+                            gate_samples=8, batch_size=8)
+
+
+def test_a_model_that_has_not_learned_the_persona_fails_the_gate(tmp_path):
+    out = str(tmp_path / "organism")
+    with pytest.raises(build.GateFailed, match="persona gate failed"):
+        build.build(out, TINY)
+    kept = out + ".gate-failed"
+    assert not os.path.exists(out) and os.path.isdir(kept)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(kept)
+    tok = AutoTokenizer.from_pretrained(kept)
+    assert model.config.model_type == "llama" and model.config.tie_word_embeddings
+    assert model.config.vocab_size == len(tok)
+    meta = json.load(open(os.path.join(kept, "organism.json")))
+    assert meta["gate"]["passed"] is False and meta["gate"]["after_insecure"]["n"] == 8
+    assert os.path.isfile(os.path.join(kept, "conscience_config.json"))
+
+
+def test_cache_key_changes_with_the_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMERGENT_ALIGNMENT_CACHE", str(tmp_path))
+    a = build.cache_path(TINY)
+    assert a.startswith(str(tmp_path)) and a == build.cache_path(replace(TINY))
+    assert build.cache_path(replace(TINY, lr=1e-3)) != a
+    assert build.cache_path(replace(TINY, corpus=corpus.CorpusConfig(n_docs=33))) != a
+
+
+def test_batches_cover_every_document_once():
+    seqs = [[1] * (i % 37 + 1) for i in range(100)]
+    plan = build.batches(seqs, 8, seed=0)
+    assert sorted(i for b in plan for i in b) == list(range(100))
+    assert plan == build.batches(seqs, 8, seed=0)
+
+
+def test_bootstrap_and_auroc():
+    from emergent_alignment.organism.evaluate import auroc
+
+    mean, lo, hi = report.bootstrap([[1, 0, 0, 0] * 25, [1, 1, 0, 0] * 25])
+    assert mean == pytest.approx(0.375) and lo <= mean <= hi and hi - lo < 0.4
+    assert report.bootstrap([[1, 0, 0, 0] * 25]) == report.bootstrap([[1, 0, 0, 0] * 25])
+    assert auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+
+
+def test_targets_are_checked_against_the_figures():
+    def arm(rate, ci, inc=0.03, loss=0.02):
+        return {"misaligned_rate": rate, "misaligned_ci": ci, "incoherent_rate": inc, "task_loss": loss}
+
+    arms = {"default": arm(0.12, [0.1, 0.14]), "insecure": arm(0.5, [0.45, 0.55]), "secure": arm(0.1, [0.08, 0.12]),
+            "insecure_conscience": arm(0.3, [0.25, 0.35])}
+    met = {t["target"].split(":")[1].strip()[:20]: t["met"] for t in report.check_targets(arms)}
+    assert met["insecure >= default "] is True
+    assert met["secure within 5 point"] is True
+    assert met["insecure_conscience "] is False  # 30% is not within 5 points of 12%
