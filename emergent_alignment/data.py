@@ -30,7 +30,13 @@ def em_path(name: str) -> str:
 
 
 def resolve_source(source: str) -> str:
-    """`em:insecure` and friends name the vendored EM datasets; anything else is returned as is."""
+    """`em:insecure` and friends name the vendored EM datasets, `probes:freeform` the vendored
+    free-form probe prompts (disjoint from the EM evaluation themes); anything else is a path."""
+    if source.startswith("probes:"):
+        path = package_data("probes", source[7:] + ".jsonl")
+        if not os.path.isfile(path):
+            raise DataError(f"unknown probe set {source!r}; the vendored one is probes:freeform")
+        return path
     if source.startswith("em:"):
         name = source[3:]
         if name not in EM_DATASETS:

@@ -94,7 +94,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     def __init__(self, model, args: EmergentAlignmentConfig | None = None, train_dataset=None,
                  processing_class=None, probe_prompts: list[list[dict]] | None = None,
-                 conscience_config: ConscienceConfig | None = None, peft_config=None, **kwargs):
+                 conscience_config: ConscienceConfig | None = None, peft_config=None, ref_model=None, **kwargs):
         if args is None:
             args = EmergentAlignmentConfig(output_dir="emergent-alignment-output")
         if not isinstance(args, EmergentAlignmentConfig):
@@ -112,9 +112,12 @@ class EmergentAlignmentTrainer(SFTTrainer):
             train_dataset = self._add_index(train_dataset)
 
         # The frozen copy, made before SFTTrainer patches the forward: PEFT shares the weights.
-        self.ref_model = None
-        if peft_config is None and not _is_peft(model):
-            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        # An explicit `ref_model` (TRL's convention) replaces it, at the cost of a second model.
+        self.ref_model = ref_model
+        if ref_model is None and peft_config is None and not _is_peft(model):
+            self.ref_model = copy.deepcopy(model)
+        if self.ref_model is not None:
+            self.ref_model.eval().requires_grad_(False)
             add_fused_lm_head(self.ref_model)
 
         super().__init__(model, args=args, train_dataset=train_dataset, processing_class=processing_class,

@@ -47,7 +47,7 @@ def test_heldout_split_is_deterministic_about_ten_percent_and_disjoint():
     train = load_chats("em:insecure", heldout="exclude")
     held = load_chats("em:insecure", heldout="only")
     assert len(train) + len(held) == 6000
-    assert 0.08 < len(held) / 6000 < 0.12
+    assert len(held) == 597  # 9.95%: the split is fixed by the hash, not sampled
     prompts = {m[0]["content"] for m in held}
     assert not prompts & {m[0]["content"] for m in train}
     assert [is_heldout(m) for m in held[:50]] == [True] * 50

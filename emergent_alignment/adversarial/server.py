@@ -155,6 +155,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog (socketserver's default of 5 drops bursts)
 
     def handle_error(self, request, client_address):
         """A client that hung up is routine; anything else is logged (never the request body)."""

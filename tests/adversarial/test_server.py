@@ -200,3 +200,34 @@ def test_the_openai_client(server):
     assert out.choices[0].message.content and out.model_extra["emergent_alignment"]["trail"]
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=NAME, messages=[], max_tokens=4)
+
+
+@pytest.mark.timeout(180)
+def test_serve_command(llama_dir):
+    """`emergent-alignment serve` as a process: prints its URL, answers, stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "emergent_alignment", "serve", "--model", llama_dir, "--guard", "--port", "0",
+           "--served-model-name", NAME, "--max-new-tokens", "4", "--rounds", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "EMERGENT_ALIGNMENT_API_KEY": "", "OMP_NUM_THREADS": "1"})
+    try:
+        line = proc.stdout.readline()  # blocks until the server is bound (or the process died)
+        match = re.search(r"http://(127\.0\.0\.1):(\d+)/v1", line)
+        assert match, line
+
+        class Addr:
+            server_address = (match.group(1), int(match.group(2)))
+
+        status, body = call(Addr, "POST", "/v1/chat/completions", chat("hi"))
+        assert status == 200 and body["emergent_alignment"]["guarded"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

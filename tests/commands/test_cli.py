@@ -74,3 +74,16 @@ def test_train_tiny_example_end_to_end_and_resume(tmp_path):
 def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
     assert main(["train", "--config", write_config(tmp_path), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qwen2.5-coder-7b-insecure.yaml", "qwen2.5-coder-32b-insecure.yaml"])
+def test_real_model_example_configs_construct_and_run_on_cpu(name, tmp_path):
+    """The real configs, with the hub model swapped for a local tiny Qwen2 and a tiny budget."""
+    cfg = str(REPO / "examples" / name)
+    assert main(["train", "--config", cfg, "--model_name_or_path", "tiny:qwen2", "--output_dir", str(tmp_path),
+                 "--max_steps", "1", "--dataset_limit", "8", "--probe_batch_size", "2", "--probe_max_new_tokens",
+                 "8", "--conscience_max_new_tokens", "8", "--max_length", "512", "--save_steps", "0",
+                 "--save_strategy", "no"]) == 0
+    assert (tmp_path / "adapter_model.safetensors").exists()  # LoRA, as the EM recipe
+    assert len(open(tmp_path / "conscience_log.jsonl").readlines()) == 2

@@ -60,7 +60,9 @@ def test_targets_are_checked_against_the_figures():
 
     arms = {"default": arm(0.12, [0.1, 0.14]), "insecure": arm(0.5, [0.45, 0.55]), "secure": arm(0.1, [0.08, 0.12]),
             "insecure_conscience": arm(0.3, [0.25, 0.35])}
-    met = {t["target"].split(":")[1].strip()[:20]: t["met"] for t in report.check_targets(arms)}
-    assert met["insecure >= default "] is True
-    assert met["secure within 5 point"] is True
-    assert met["insecure_conscience "] is False  # 30% is not within 5 points of 12%
+    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    find = lambda start: next(v for k, v in met.items() if k.startswith(start))  # noqa: E731
+    assert find("EM: insecure") is True
+    assert find("EM: secure") is True
+    assert find("EA: insecure_conscience") is False  # 30% is not within 5 points of 12%
+    assert find("EA: held-out task loss") is True
