@@ -105,7 +105,9 @@ def print_tables(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 160)  # full columns in logs and pipes
     for title, rows, columns in (("Attack success rate", report["asr"], ASR_COLUMNS),
                                  ("Conscience flip rate under injection", report["flip"], FLIP_COLUMNS)):
         cols = [c for c in columns if any(c in r for r in rows)]

@@ -136,15 +136,17 @@ class HFScorer:
             ).logits.float()
         logp0 = torch.log_softmax(first.logits[0, -1].float(), -1).cpu()
         logp = torch.log_softmax(rest, -1).cpu()  # (R, width, V): position j predicts token j+1
+        lengths = torch.tensor([len(c) for c in conts])
+        tokens = batch[:, 1:].unsqueeze(-1)  # the tokens after the first, predicted at 0..width-2
+        later = logp[:, :-1].gather(-1, tokens).squeeze(-1) if width > 1 else torch.zeros(len(conts), 0)
+        later = later.masked_fill(torch.arange(width - 1) >= (lengths - 1).unsqueeze(1), 0.0)
+        total = logp0[batch[:, 0]] + later.sum(-1)
+        # P(the next token continues the number), read after each continuation's last token
         digits = self.digit_mask(logp.shape[-1])
-        out = []
-        for i, c in enumerate(conts):
-            total = logp0[c[0]] + sum(logp[i, j - 1, c[j]] for j in range(1, len(c)))
-            p = float(torch.exp(total))
-            if stop[i]:
-                p *= 1.0 - float(torch.exp(logp[i, len(c) - 1][digits]).sum())
-            out.append(p)
-        return out
+        after = logp[torch.arange(len(conts)), lengths - 1]  # (R, V)
+        cont_digit = after.exp()[:, digits].sum(-1)
+        probs = total.exp() * torch.where(torch.tensor(stop), 1.0 - cont_digit, torch.ones_like(cont_digit))
+        return probs.tolist()
 
 
 class HFJudge:
