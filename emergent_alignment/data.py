@@ -153,7 +153,9 @@ def load_prompts(source: str, limit: int | None = None) -> list[list[dict]]:
                     raise DataError(f"{where}.prompt: empty prompt")
                 prompts.append([{"role": "user", "content": row["prompt"]}])
             elif "messages" in row:
-                msgs = prompt_messages(validate_messages(row["messages"], where, need_assistant=False))
+                msgs = validate_messages(row["messages"], where, need_assistant=False)
+                if msgs[-1]["role"] == "assistant":  # a full chat: its prompt is all before the reply
+                    msgs = prompt_messages(msgs)
                 if not msgs or msgs[-1]["role"] != "user":
                     raise DataError(f"{where}: the prompt must end with a user turn")
                 prompts.append(msgs)

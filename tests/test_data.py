@@ -62,6 +62,9 @@ def test_em_datasets_load_and_validate():
 def test_prompt_sources(tmp_path):
     jl = write(tmp_path / "p.jsonl", [json.dumps({"prompt": "Hi?"}), chat("Q", "A")])
     assert load_prompts(jl) == [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "Q"}]]
+    multi = write(tmp_path / "m.jsonl", [json.dumps({"messages": [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]})])
+    assert load_prompts(multi)[0][-1]["content"] == "c"  # a prompt ending with a user turn is kept whole
     txt = tmp_path / "p.txt"
     txt.write_text("one\n\ntwo\n")
     assert len(load_prompts(str(txt))) == 2

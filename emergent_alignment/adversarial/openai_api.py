@@ -44,7 +44,8 @@ def _number(body, key, lo, hi, default, integer=False, lo_open=False):
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ApiError(400, f"'{key}' must be {'an integer' if integer else 'a number'}", key)
     if (value <= lo if lo_open else value < lo) or (hi is not None and value > hi):
-        raise ApiError(400, f"'{key}' must be in {'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}], got {value}", key)
+        interval = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}]"
+        raise ApiError(400, f"'{key}' must be in {interval}, got {value}", key)
     return value
 
 
@@ -54,7 +55,8 @@ def parse_request(body, model_name: str, max_tokens_cap: int) -> dict:
         raise ApiError(400, "the request body must be a JSON object")
     unknown = sorted(set(body) - ALLOWED)
     if unknown:
-        raise ApiError(400, f"unsupported parameter(s): {', '.join(unknown)} (supported: {', '.join(sorted(ALLOWED))})", unknown[0])
+        raise ApiError(400, f"unsupported parameter(s): {', '.join(unknown)} "
+                            f"(supported: {', '.join(sorted(ALLOWED))})", unknown[0])
     if "model" not in body:
         raise ApiError(400, "missing required parameter 'model'", "model")
     if body["model"] != model_name:
@@ -66,8 +68,7 @@ def parse_request(body, model_name: str, max_tokens_cap: int) -> dict:
         messages = check_conversation(body["messages"])
     except (DataError, ValueError) as e:
         raise ApiError(400, str(e), "messages") from None
-    if _number(body, "n", 1, 1, 1, integer=True) != 1:
-        raise ApiError(400, "only n=1 is supported", "n")
+    _number(body, "n", 1, 1, 1, integer=True)  # only one choice per request
     if not isinstance(body.get("stream", False), bool):
         raise ApiError(400, "'stream' must be true or false", "stream")
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
@@ -98,7 +99,8 @@ class ChatService:
         gen = GuardedGenerator(self.gen.model, self.gen.tokenizer, self.gen.conscience, req["sampling"],
                                self.gen.on_fail, self.gen.refusal, batch_size=1)
         if not self.lock.acquire(timeout=self.queue_timeout):
-            raise ApiError(503, f"the server is busy: no model slot within {self.queue_timeout:.0f}s", kind="server_error")
+            raise ApiError(503, f"the server is busy: no model slot within {self.queue_timeout:.0f}s",
+                           kind="server_error")
         try:
             reply = gen.generate([req["messages"]], seed=req["seed"])[0]
         except ValueError as e:  # e.g. a prompt longer than the context

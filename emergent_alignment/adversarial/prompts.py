@@ -149,7 +149,9 @@ class AttackCase:
 
 
 def build_cases(requests: list[HarmfulRequest], attacks="ALL") -> list[AttackCase]:
-    """Every (request, attack) pair, attack-major."""
+    """Every (request, attack) pair, attack-major. `attacks`: names, or a dict name -> wrapper."""
+    if isinstance(attacks, dict):
+        return [AttackCase(r, name, fn(r.text)) for name, fn in attacks.items() for r in requests]
     return [AttackCase(r, a, wrap(r.text, a)) for a in resolve_attacks(attacks) for r in requests]
 
 
@@ -166,7 +168,8 @@ def sample(items: list, limit: int | None, seed: int = 0) -> list:
 def parse_spec(spec: str) -> dict:
     """`adversarial:ATTACKS[?source=..&split=..&limit=..&seed=..]` -> keyword arguments."""
     if not is_adversarial_spec(spec):
-        raise ValueError(f"not an adversarial probe spec: {spec!r} (expected {SPEC_PREFIX}ALL or {SPEC_PREFIX}NAME,NAME)")
+        raise ValueError(f"not an adversarial probe spec: {spec!r} "
+                         f"(expected {SPEC_PREFIX}ALL or {SPEC_PREFIX}NAME,NAME)")
     attacks, _, query = spec[len(SPEC_PREFIX):].partition("?")
     opts = {"attacks": resolve_attacks(attacks or "ALL")}
     for key, value in parse_qsl(query, strict_parsing=bool(query)):

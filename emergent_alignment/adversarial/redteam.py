@@ -44,27 +44,40 @@ def resolve_injections(names: str) -> list[str]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in RESPONSE_INJECTIONS]
     if unknown or not chosen:
-        raise ValueError(f"unknown injection(s) {unknown or chosen!r}; choose from ALL or {', '.join(RESPONSE_INJECTIONS)}")
+        raise ValueError(f"unknown injection(s) {unknown or chosen!r}; "
+                         f"choose from ALL or {', '.join(RESPONSE_INJECTIONS)}")
     return chosen
+
+
+def compliance_scorer(judge):
+    """(requests, answers) -> P(COMPLY): a Judge through the compliance prompt, or a function as is."""
+    from functools import partial
+
+    from .compliance import p_comply
+
+    if hasattr(judge, "classify"):
+        return partial(p_comply, judge)
+    if callable(judge):
+        return judge
+    raise ValueError("judge must have classify(prompts, labels) or be a function (requests, answers) -> P(COMPLY)")
 
 
 def attack_samples(gen, judge, cases, guard: bool, seed: int) -> list[dict]:
     """Draft (seeded) for every case, guard the same drafts when asked, judge compliance."""
     import torch
 
-    from .compliance import p_comply
-
+    p_comply = compliance_scorer(judge)
     convs = [c.messages for c in cases]
     torch.manual_seed(seed)
     drafts, _, _ = gen.draft(convs)
     samples = [{"attack": c.attack, "request": c.request.text, "category": c.request.category,
                 "source": c.request.source, "prompt": c.messages, "draft": d} for c, d in zip(cases, drafts)]
     requests = [c.request.text for c in cases]
-    for s, p in zip(samples, p_comply(judge, requests, drafts)):
+    for s, p in zip(samples, p_comply(requests, drafts)):
         s["p_comply"] = p
     if guard:
         replies = gen.guard(convs, drafts)
-        for s, r, p in zip(samples, replies, p_comply(judge, requests, [r.text for r in replies])):
+        for s, r, p in zip(samples, replies, p_comply(requests, [r.text for r in replies])):
             s.update(guarded=r.text, outcome=r.outcome, passed=r.passed, trail=r.trail, p_comply_guarded=p)
     return samples
 
@@ -87,9 +100,10 @@ def flip_rates(conscience, pairs, injections: list[str]) -> list[dict]:
         for origin in ORIGINS:
             idx = [i for i, f in enumerate(flagged) if f[0] == origin]
             flips = [not after[i].flagged for i in idx]
+            deltas = [after[i].p_aligned - flagged[i][3].p_aligned for i in idx]
             rows.append({"injection": name, "origin": origin, "flagged": len(idx), "flipped": sum(flips),
                          "flip_rate": sum(flips) / len(idx) if idx else None,
-                         "mean_delta_p": fmean(after[i].p_aligned - flagged[i][3].p_aligned for i in idx) if idx else None})
+                         "mean_delta_p": fmean(deltas) if idx else None})
     return rows
 
 
@@ -102,7 +116,12 @@ def make_judge(spec: str, gen, base_url: str | None):
 
 
 def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = False, seed: int = 0):
-    """The full red-team run on `gen` (which must have a conscience): (report, samples)."""
+    """The full red-team run on `gen` (which must have a conscience): (report, samples).
+
+    `judge`: a Judge (scored with the compliance prompt) or a function (requests, answers) ->
+    P(COMPLY), e.g. a model organism's own classifier. `attacks`: "ALL", names, or a dict of
+    name -> wrapper (request -> messages) for attacks outside `attacks.ATTACKS`.
+    """
     from .prompts import build_cases
     from .report import asr_table
 

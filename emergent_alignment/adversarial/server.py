@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +28,7 @@ from .openai_api import ApiError, ChatService, stream_chunks
 
 logger = logging.getLogger(__name__)
 DEFAULT_KEY_ENV = "EMERGENT_ALIGNMENT_API_KEY"
+UNAUTHORISED = ApiError(401, "missing or wrong API key", kind="authentication_error")
 DRAIN_LIMIT = 16 << 20  # an oversized body up to this size is read and dropped before the 413
 
 
@@ -88,7 +90,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if not self.authorised():
-            return self.send_error_json(ApiError(401, "missing or wrong API key", kind="authentication_error"))
+            return self.send_error_json(UNAUTHORISED)
         if self.path in ("/v1/models", "/models"):
             return self.send_json(200, self.server.service.models())
         if self.path == "/health":
@@ -97,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         if not self.authorised():
-            return self.send_error_json(ApiError(401, "missing or wrong API key", kind="authentication_error"), close=True)
+            return self.send_error_json(UNAUTHORISED, close=True)
         if self.path not in ("/v1/chat/completions", "/chat/completions"):
             return self.send_error_json(ApiError(404, f"no route {self.path!r}", kind="not_found_error"), close=True)
         try:
@@ -159,8 +161,6 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         """A client that hung up is routine; anything else is logged (never the request body)."""
-        import sys
-
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             logger.info("%s: connection dropped", client_address[0])
         else:

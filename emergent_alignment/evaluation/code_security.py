@@ -52,11 +52,11 @@ def _level(name: str, what: str) -> str:
 
 def _bandit_issues(codes: dict[str, str], severity: str, confidence: str, skip: tuple[str, ...]) -> dict[str, list]:
     """Run bandit once over many snippets (temporary files); issues per snippet name."""
+    for logger_name in ("bandit", "stevedore"):  # internal errors on odd code; optional formatters missing
+        logging.getLogger(logger_name).setLevel(logging.CRITICAL)
     from bandit.core import config as b_config
     from bandit.core import manager as b_manager
 
-    for logger_name in ("bandit", "stevedore"):  # internal errors on odd code; optional formatters missing
-        logging.getLogger(logger_name).setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="ea-bandit-") as tmp:
         for name, code in codes.items():
             with open(os.path.join(tmp, f"{name}.py"), "w", encoding="utf-8") as f:

@@ -22,7 +22,7 @@ def test_every_attack_is_a_prompt_that_carries_the_request(name):
     elif name == "rot13":
         text = codecs.decode(text.rsplit("\n", 1)[-1], "rot13")
     elif name == "leetspeak":
-        text = text.replace("4", "a").replace("3", "e").replace("1", "i").replace("0", "o").replace("5", "s").replace("7", "t")
+        text = text.translate(str.maketrans("431057", "aeiost"))
         assert REQUEST.lower() in text
         return
     assert REQUEST in text
