@@ -46,6 +46,26 @@ def quiet():
         pass
 
 
+DEFAULT_THREADS = 1
+
+
+def setup(threads: int | None = DEFAULT_THREADS):
+    """Quiet logs; on a CPU, pin torch to `threads` threads (0 or None: torch's default).
+
+    On a CPU shared with other jobs (2 cores here), two OpenMP threads spin-wait on each other
+    whenever one is descheduled: times grew 3-5x and became far noisier than with one thread. So
+    the benchmarks use ONE thread on a CPU by default; `--threads 0` keeps torch's default.
+    """
+    quiet()
+    if threads and device().type == "cpu":
+        torch.set_num_threads(threads)
+
+
+def add_threads_arg(ap):
+    ap.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                    help="torch CPU threads (default 1, see _common.setup; 0 = torch's default)")
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

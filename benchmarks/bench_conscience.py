@@ -7,7 +7,7 @@ Both judge the same (prompt, response) samples with the same model in the same p
   and parses a Yes/No from the text. It yields a hard label only, and none when the parse fails.
 Prints the median time of each over several interleaved repeats and the ratio judge/conscience.
 
-    python benchmarks/bench_conscience.py [--reps 7] [--judge-tokens 32 64]
+    python benchmarks/bench_conscience.py [--reps 7] [--judge-tokens 32 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def sample_responses(model, tok, prompts, max_new_tokens=48) -> list[str]:
     return [decode(tok, ids).strip() or "(empty)" for ids in new]
 
 
-def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS) -> dict:
+def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS, threads=C.DEFAULT_THREADS) -> dict:
     from emergent_alignment.conscience import Conscience, ConscienceConfig
 
-    C.quiet()
+    C.setup(threads)
     C.header("(a) conscience verdict vs. LLM-as-judge critique")
     model, tok = C.load()
     model.eval()
@@ -142,5 +142,6 @@ if __name__ == "__main__":
     ap.add_argument("--reps", type=int, default=7, help="timed repeats (after one warm-up)")
     ap.add_argument("--judge-tokens", type=int, nargs="+", default=[32, 64], help="judge critique lengths")
     ap.add_argument("--samples", type=int, default=C.N_PROMPTS, help="samples judged per repeat")
+    C.add_threads_arg(ap)
     a = ap.parse_args()
-    main(a.reps, tuple(a.judge_tokens), a.samples)
+    main(a.reps, tuple(a.judge_tokens), a.samples, a.threads)

@@ -57,6 +57,10 @@ class ConscienceJudge:
         self._hf = HFJudge(conscience.model, conscience.tokenizer, name, batch_size, conscience.frozen)
 
     @property
+    def method(self) -> str:
+        return self._hf.method
+
+    @property
     def flag_threshold(self) -> float:
         return self.conscience.config.flag_threshold
 

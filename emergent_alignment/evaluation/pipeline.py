@@ -67,14 +67,18 @@ def check_chat_template(name: str, allow_plain: bool) -> None:
         )
 
 
-def load_evaluated(args):
+def device_of(args) -> str:
     import torch
 
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_evaluated(args):
+    """The evaluated model (HF; also loaded with --backend vllm, for `self` judging and review)."""
     from ..models import load_model
 
     check_chat_template(args.model, args.plain_template)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = load_model(args.model, args.dtype, device=device)
+    model, tok = load_model(args.model, args.dtype, device=device_of(args))
     if args.adapter:
         from peft import PeftModel
 
@@ -109,7 +113,7 @@ def build_judge(args, model, tok, identity: dict):
     from ..models import resolve_model_path
 
     spec = args.judge
-    kwargs = dict(dtype=args.dtype, device=args.device, batch_size=args.judge_batch_size, max_retries=args.judge_retries)
+    kwargs = dict(dtype=args.dtype, device=device_of(args), batch_size=args.judge_batch_size, max_retries=args.judge_retries)
     if spec == "self":
         judge = make_judge("self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)), **kwargs)
         return judge, {"spec": spec, "model": identity["fingerprint"], "adapter": identity["adapter"], "v": SCORING_VERSION}
@@ -132,7 +136,7 @@ def build_conscience(args, judge, model, tok, identity: dict):
 
         c = make_judge("self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)))
     elif args.conscience.startswith("conscience:"):
-        c = make_judge(args.conscience, dtype=args.dtype, device=args.device)
+        c = make_judge(args.conscience, dtype=args.dtype, device=device_of(args))
     else:
         raise ValueError(f"--conscience must be self, conscience:PATH or none, got {args.conscience!r}")
     where = identity["fingerprint"] if c.name == "self" else fingerprint(_local(c.name.partition(":")[2]) or c.name)

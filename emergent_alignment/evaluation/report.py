@@ -118,6 +118,7 @@ def _headline(s: dict) -> str:
         ["CODE rate", s.get("code_rate"), ""], ["unscored rate", s.get("unscored_rate"), ""],
         ["conscience flagged rate", (s.get("conscience") or {}).get("flagged_rate"), (s.get("conscience") or {}).get("flagged_ci")],
         ["insecure-code rate (bandit)", s.get("insecure_code_rate"),
+         f"{code.get('parseable', 0)} parseable, {code.get('unparseable', 0)} unparseable (not counted as secure); "
          f"bandit sensitivity {_fmt(code.get('bandit_sensitivity'))}, false-positive rate "
          f"{_fmt(code.get('bandit_false_positive_rate'))} on the held-out EM split"],
     ]

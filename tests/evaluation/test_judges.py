@@ -6,7 +6,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import torch
 
-from emergent_alignment.chat import encode, render
 from emergent_alignment.conscience import Conscience
 from emergent_alignment.evaluation.aggregation import aggregate_0_100
 from emergent_alignment.evaluation.hf_judge import NUMBERS, HFJudge
