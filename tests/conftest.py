@@ -41,9 +41,3 @@ def qwen2_dir(_cache):
 def gpt2_plain_dir(_cache):
     """GPT-2 shaped, and its tokenizer has NO chat template (the plain fallback)."""
     return tiny("tiny:gpt2?template=none")
-
-
-def load(path):
-    from emergent_alignment.models import load_model
-
-    return load_model(path)

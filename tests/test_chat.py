@@ -1,4 +1,4 @@
-from conftest import load
+from _core_helpers import load
 from emergent_alignment.chat import encode_prompt_completion, prompt_messages, split_reasoning
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from conftest import load
+from _core_helpers import load
 from emergent_alignment.chat import PLAIN_CHAT_TEMPLATE
 from emergent_alignment.conscience import Conscience, ConscienceConfig, defang, format_transcript
 

@@ -87,7 +87,7 @@ def test_peft_frozen_copy_is_the_adapter_disabled_base_with_no_second_copy(llama
 def test_alignment_weight_zero_equals_plain_sft_trainer_loss(llama_dir, tmp_path):
     from trl import SFTConfig, SFTTrainer
 
-    from conftest import load
+    from _core_helpers import load
 
     ds = Dataset.from_dict({"messages": CHATS})
     model, tok = load(llama_dir)
@@ -227,7 +227,7 @@ def test_bad_trainer_inputs(llama_dir, tmp_path):
 
 
 def test_tokenizer_without_pad_token_uses_eos(llama_dir, tmp_path):
-    from conftest import load
+    from _core_helpers import load
 
     model, tok = load(llama_dir)
     tok.pad_token = None
