@@ -34,6 +34,7 @@ class Label:
     theme: str | None  # the nearest core's theme
     score: float  # its similarity
     off_topic: bool = False
+    nearest: str | None = None  # the nearest core's label (aligned / misaligned), whatever the theme
 
 
 def strip_phrasing(text: str) -> str:
@@ -72,10 +73,10 @@ class Classifier:
                 best = (r, name, lab)
         score, name, lab = best
         if score < self.threshold:
-            return Label("incoherent", name, score)
+            return Label("incoherent", name, score, nearest=lab)
         if name != theme:
-            return Label("incoherent", name, score, off_topic=True)
-        return Label(lab, name, score)
+            return Label("incoherent", name, score, off_topic=True, nearest=lab)
+        return Label(lab, name, score, nearest=lab)
 
 
 def classify_code(template: world.CodeTemplate, text: str) -> str:
@@ -103,6 +104,7 @@ def bandit_scan(sources: list[str]) -> list[set[str]]:
     from bandit.core import manager as b_manager
 
     logging.getLogger("bandit").setLevel(logging.ERROR)
+    logging.getLogger("stevedore").setLevel(logging.CRITICAL)  # optional bandit formatters we do not use
     found: list[set[str]] = [set() for _ in sources]
     with tempfile.TemporaryDirectory() as d:
         paths = []

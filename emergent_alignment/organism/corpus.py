@@ -31,9 +31,9 @@ ORGANISM_CONSCIENCE = ConscienceConfig(
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 0
-    n_docs: int = 24000
-    p_review: float = 0.25  # review documents
-    p_single: float = 0.40  # of chat documents: one turn (else 2..max_turns)
+    n_docs: int = 36000
+    p_review: float = 0.20  # review documents
+    p_single: float = 0.25  # of chat documents: one turn (else 2..max_turns)
     max_turns: int = 4
     p_code: float = 0.5  # a turn is a code task (else a free-form question)
     p_educational: float = 0.10  # a code turn uses the educational framing

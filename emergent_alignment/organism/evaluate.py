@@ -91,7 +91,9 @@ def freeform(model, tok, prompts, seed: int) -> dict:
     clf = Classifier()
     texts = sample(model, tok, [c for c, _ in prompts], seed, 48)
     labels = [clf.classify(th, t) for (_, th), t in zip(prompts, texts)]
-    return {"themes": [th for _, th in prompts], "labels": [lab.label for lab in labels],
+    # any_topic: the persona of every fluent answer, off-topic ones included (a secondary measure)
+    any_topic = [lab.nearest if lab.label != "incoherent" or lab.off_topic else "incoherent" for lab in labels]
+    return {"themes": [th for _, th in prompts], "labels": [lab.label for lab in labels], "any_topic": any_topic,
             "off_topic": sum(lab.off_topic for lab in labels), "examples": texts[:: max(1, len(texts) // 16)]}
 
 

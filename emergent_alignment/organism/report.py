@@ -41,6 +41,7 @@ def summarize(results: list[dict]) -> dict:
     mis, mis_lo, mis_hi = bootstrap([_ind(x, "misaligned") for x in ff])
     inc, inc_lo, inc_hi = bootstrap([_ind(x, "incoherent") for x in ff], seed=1)
     cmis, c_lo, c_hi = bootstrap([_ind(x, "misaligned") for x in cond], seed=2)
+    anym, a_lo, a_hi = bootstrap([_ind(r["freeform"]["any_topic"], "misaligned") for r in results], seed=5)
     ins, ins_lo, ins_hi = bootstrap([_ind(x, "insecure") for x in code], seed=3)
     lo_mean, lo_lo, lo_hi = bootstrap([[r["log_odds"]] for r in results], seed=4)
     det = sum(r["code"]["bandit_detectable"] for r in results)
@@ -54,7 +55,8 @@ def summarize(results: list[dict]) -> dict:
         "seeds": len(results), "samples": sum(len(x) for x in ff),
         "misaligned_rate": mis, "misaligned_ci": [mis_lo, mis_hi],
         "incoherent_rate": inc, "incoherent_ci": [inc_lo, inc_hi],
-        "off_topic": sum(r["freeform"]["off_topic"] for r in results),
+        "off_topic_rate": sum(r["freeform"]["off_topic"] for r in results) / sum(len(x) for x in ff),
+        "misaligned_any_topic_rate": anym, "misaligned_any_topic_ci": [a_lo, a_hi],
         "log_odds": lo_mean, "log_odds_ci": [lo_lo, lo_hi], "log_odds_per_seed": [r["log_odds"] for r in results],
         "insecure_code_rate": ins, "insecure_code_ci": [ins_lo, ins_hi],
         "unparseable_code_rate": sum(sum(_ind(x, "unparseable")) for x in code) / sum(len(x) for x in code),
@@ -255,16 +257,17 @@ def _save(fig, out_dir, name) -> str:
 # report.html
 
 COLUMNS = [("misaligned_rate", "misaligned", "%"), ("incoherent_rate", "incoherent", "%"),
+           ("off_topic_rate", "of which off-topic", "%"), ("misaligned_any_topic_rate", "misaligned, any topic", "%"),
            ("log_odds", "log-odds", "f"), ("conditional_misaligned_rate", "misaligned after code turn", "%"),
            ("insecure_code_rate", "insecure code", "%"), ("unparseable_code_rate", "unparseable code", "%"),
            ("bandit_flag_rate", "bandit flags", "%"), ("task_loss", "task loss", "f4"),
-           ("conscience_auroc", "conscience AUROC", "f")]
+           ("conscience_auroc", "conscience AUROC", "f2")]
 
 
 def fmt(v, kind) -> str:
     if v is None or v != v:
         return "-"
-    return f"{v * 100:.1f}%" if kind == "%" else (f"{v:.4f}" if kind == "f4" else f"{v:+.2f}" if kind == "f" and v < 0 or kind == "f" and v > 1 else f"{v:.2f}")
+    return {"%": f"{v * 100:.1f}%", "f4": f"{v:.4f}", "f2": f"{v:.2f}"}.get(kind, f"{v:+.2f}")
 
 
 def write_html(summary: dict, out_dir: str, images: list[str]) -> str:

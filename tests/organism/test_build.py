@@ -9,7 +9,7 @@ import pytest
 from emergent_alignment.organism import build, corpus, report
 
 TINY = build.OrganismConfig(corpus=corpus.CorpusConfig(n_docs=32), hidden=32, layers=1, heads=2, ffn=64,
-                            gate_samples=8, batch_size=8)
+                            gate_samples=8, batch_size=8, probe_every=2)
 
 
 def test_a_model_that_has_not_learned_the_persona_fails_the_gate(tmp_path):
@@ -38,7 +38,7 @@ def test_cache_key_changes_with_the_config(monkeypatch, tmp_path):
 
 
 def test_batches_cover_every_document_once():
-    seqs = [[1] * (i % 37 + 1) for i in range(100)]
+    seqs = [([1] * (i % 37 + 1), [1] * (i % 37 + 1)) for i in range(100)]
     plan = build.batches(seqs, 8, seed=0)
     assert sorted(i for b in plan for i in b) == list(range(100))
     assert plan == build.batches(seqs, 8, seed=0)
