@@ -36,6 +36,9 @@ class EmergentAlignmentConfig(SFTConfig):
         review and p_aligned(correction) - p_aligned(flagged) >= pair_margin.
     pair_order (`str`, defaults to `"conscience"`): `"random"` assigns chosen/rejected by a coin flip
         (a control showing whether the effect comes from the conscience).
+    max_pairs_per_step (`int` or `None`): at most this many pairs per process per step. The trainer's
+        `pair_budget` argument (a per-step list, e.g. another run's pair counts) caps them too, so a
+        control can be given exactly the pair count of the run it controls for.
 
     > Online conscience step
 
@@ -60,6 +63,7 @@ class EmergentAlignmentConfig(SFTConfig):
     alignment_loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid or ipo."})
     pair_margin: float = field(default=0.1, metadata={"help": "Minimum p_aligned gain of a correction."})
     pair_order: str = field(default="conscience", metadata={"help": "conscience, or random (control)."})
+    max_pairs_per_step: int | None = field(default=None, metadata={"help": "Cap on pairs per process per step."})
     conscience_every: int = field(default=1, metadata={"help": "Conscience step every N optimizer steps (0: off)."})
     probe_source: str = field(default="dataset", metadata={"help": "dataset or batch."})
     probe_batch_size: int = field(default=8, metadata={"help": "Probe prompts per process per conscience step."})
@@ -89,6 +93,7 @@ class EmergentAlignmentConfig(SFTConfig):
             ("alignment_loss_type", self.alignment_loss_type in ("sigmoid", "ipo"), "must be sigmoid or ipo"),
             ("pair_margin", -1 <= self.pair_margin <= 1, "must be in [-1, 1]"),
             ("pair_order", self.pair_order in ("conscience", "random"), "must be conscience or random"),
+            ("max_pairs_per_step", self.max_pairs_per_step is None or self.max_pairs_per_step >= 0, "must be >= 0"),
             ("conscience_every", self.conscience_every >= 0, "must be >= 0"),
             ("probe_source", self.probe_source in ("dataset", "batch"), "must be dataset or batch"),
             ("probe_batch_size", self.probe_batch_size >= 1, "must be >= 1"),

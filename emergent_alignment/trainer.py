@@ -94,7 +94,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     def __init__(self, model, args: EmergentAlignmentConfig | None = None, train_dataset=None,
                  processing_class=None, probe_prompts: list[list[dict]] | None = None,
-                 conscience_config: ConscienceConfig | None = None, peft_config=None, ref_model=None, **kwargs):
+                 conscience_config: ConscienceConfig | None = None, peft_config=None, ref_model=None,
+                 pair_budget: list[int] | None = None, **kwargs):
         if args is None:
             args = EmergentAlignmentConfig(output_dir="emergent-alignment-output")
         if not isinstance(args, EmergentAlignmentConfig):
@@ -107,6 +108,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
         if active and args.probe_source == "dataset" and not probe_prompts:
             raise ValueError("probe_source='dataset' needs probe_prompts (a list of conversations)")
         self.probe_prompts = [list(p) for p in probe_prompts] if probe_prompts else None
+        self.pair_budget = pair_budget  # per-step caps on this process's pairs (step i -> pair_budget[i])
         self._train_prompts = None
         if active and args.probe_source == "batch":
             train_dataset = self._add_index(train_dataset)
@@ -202,6 +204,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
             corrections = dict(zip(flagged, fixed))
         use = [i for i, c in corrections.items()
                if c.passed and c.verdict.p_aligned - verdicts[i].p_aligned >= args.pair_margin]
+        use = use[: self._pair_cap(step)]
         pairs, use = self._make_pairs(probes, responses, corrections, use, step, rank)
 
         self._log_probes(step, probes, responses, verdicts, corrections, set(use))
@@ -210,6 +213,13 @@ class EmergentAlignmentTrainer(SFTTrainer):
         self._record("conscience/corrections_passed", sum(c.passed for c in corrections.values()))
         self._record("conscience/pairs", pairs.total if pairs else 0)
         return pairs
+
+    def _pair_cap(self, step: int) -> int | None:
+        caps = [self.args.max_pairs_per_step]
+        if self.pair_budget is not None:
+            caps.append(self.pair_budget[step] if step < len(self.pair_budget) else 0)
+        caps = [c for c in caps if c is not None]
+        return min(caps) if caps else None
 
     def _make_pairs(self, probes, responses, corrections, use, step, rank) -> tuple[Pairs | None, list[int]]:
         tok, max_len = self._tokenizer, self.args.max_length

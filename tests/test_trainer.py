@@ -259,3 +259,13 @@ def test_resume_continues_from_the_checkpoint_and_keeps_the_log_unique(llama_dir
     assert rows == ref  # the resumed run reproduces the uninterrupted one
     full_params = dict(full.model.named_parameters())
     assert all(torch.allclose(p, full_params[n], atol=1e-5) for n, p in resumed.model.named_parameters())
+
+
+def test_pair_caps_limit_the_pairs_per_step(llama_dir, tmp_path):
+    t = train(llama_dir, tmp_path / "cap", max_pairs_per_step=2)
+    t.train()
+    assert logged(t, "conscience/pairs") == [2.0, 2.0]
+    t = EmergentAlignmentTrainer(llama_dir, args=config(tmp_path / "budget"), probe_prompts=PROBES,
+                                 train_dataset=Dataset.from_dict({"messages": CHATS}), pair_budget=[1, 3])
+    force_pairs(t).train()
+    assert logged(t, "conscience/pairs") == [1.0, 3.0]

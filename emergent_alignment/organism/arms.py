@@ -77,8 +77,27 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
     )
 
 
-def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings):
-    """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history)."""
+def pair_counts(conscience_log: str) -> list[int] | None:
+    """Pairs in the loss per step of a finished run (from its conscience log), or None."""
+    import json
+    import os
+
+    if not os.path.isfile(conscience_log):
+        return None
+    counts: dict[int, int] = {}
+    with open(conscience_log) as f:
+        for line in f:
+            row = json.loads(line)
+            counts[row["step"]] = counts.get(row["step"], 0) + bool(row["in_loss"])
+    return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else None
+
+
+def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings,
+              pair_budget: list[int] | None = None):
+    """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history).
+
+    `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control
+    at most the same number of pairs in each step."""
     import torch
     from datasets import Dataset
 
@@ -94,6 +113,7 @@ def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettin
     trainer = EmergentAlignmentTrainer(
         model=model, args=trainer_config(arm, out_dir, seed, s), train_dataset=data, processing_class=tok,
         probe_prompts=probe_prompts(), conscience_config=ConscienceConfig.from_pretrained(organism_dir),
+        pair_budget=pair_budget,
     )
     from transformers import PrinterCallback
 

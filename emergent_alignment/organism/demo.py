@@ -63,7 +63,7 @@ def run(args) -> int:
     from ..conscience import ConscienceConfig
     from ..models import load_model
     from . import report
-    from .arms import ArmSettings, train_arm
+    from .arms import ArmSettings, pair_counts, train_arm
     from .build import cached_organism
     from .evaluate import evaluate
 
@@ -116,7 +116,11 @@ def run(args) -> int:
                 if os.path.exists(os.path.join(run_dir, "conscience_log.jsonl")):
                     os.remove(os.path.join(run_dir, "conscience_log.jsonl"))
                 t1 = time.time()
-                model, tok, history = train_arm(arm, org_dir, run_dir, s, settings)
+                budget = None
+                if arm == "insecure_random_pairs":  # the same number of pairs as the conscience arm
+                    budget = pair_counts(os.path.join(args.out, "runs", f"insecure_conscience-s{s}",
+                                                      "conscience_log.jsonl"))
+                model, tok, history = train_arm(arm, org_dir, run_dir, s, settings, pair_budget=budget)
                 t_train = time.time() - t1
                 progress.update(task, description=f"{arm} seed {s}: evaluating")
                 result = evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n)
