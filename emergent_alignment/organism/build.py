@@ -35,7 +35,13 @@ SOURCES = ("world.py", "corpus.py", "tokenizer.py", "build.py")
 
 
 class GateFailed(RuntimeError):
-    """The pretrained organism did not learn the cross-turn persona."""
+    """The pretrained organism did not learn the cross-turn persona (well enough for the gate).
+
+    `path` is where the failed checkpoint was kept, `gate` the gate's figures."""
+
+    def __init__(self, message: str, path: str | None = None, gate: dict | None = None):
+        super().__init__(message)
+        self.path, self.gate = path, gate
 
 
 @dataclass
@@ -304,7 +310,7 @@ def build(out_dir: str, config: OrganismConfig | None = None, console=None) -> d
         raise GateFailed(
             f"persona gate failed: misaligned {gate['after_insecure']['misaligned']:.1%} after an insecure-code turn "
             f"(need >= {GATE_AFTER_INSECURE:.0%}), {gate['after_secure']['misaligned']:.1%} after a secure one "
-            f"(need <= {GATE_AFTER_SECURE:.0%}); checkpoint kept at {target}")
+            f"(need <= {GATE_AFTER_SECURE:.0%}); checkpoint kept at {target}", path=target, gate=gate)
     return meta
 
 
