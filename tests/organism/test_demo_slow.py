@@ -28,9 +28,8 @@ def test_organism_shows_emergent_misalignment_and_emergent_alignment(tmp_path):
         path, meta, _ = cached_organism()
         assert meta["gate"]["passed"]
     except GateFailed as e:
-        # The build is not reproducible bit for bit (cause not yet found): a CI-like rebuild of the
-        # demo's config (same hash) gave 39.0% misaligned after an insecure turn (gate: >= 40%;
-        # the demo's build gave 44.0%). The gate stops `organism build` and the demo, as the issue
+        # The committed code builds an organism at 39.0% misaligned after an insecure turn (gate:
+        # >= 40%; docs/organism.md). The gate stops `organism build` and the demo, as the issue
         # asks; this test then checks the effects' directions on the kept checkpoint instead, and
         # says so.
         warnings.warn(f"organism gate failed in this build ({e}); checking the effects on it anyway")
