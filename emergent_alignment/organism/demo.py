@@ -64,7 +64,7 @@ def run(args) -> int:
     from ..models import load_model
     from . import report
     from .arms import ArmSettings, pair_counts, train_arm
-    from .build import cached_organism
+    from .build import GateFailed, cached_organism
     from .evaluate import evaluate
 
     if args.seeds < 1:
@@ -86,7 +86,11 @@ def run(args) -> int:
             org_meta = json.load(f)
         built = False
     else:
-        org_dir, org_meta, built = cached_organism(console=console)
+        try:
+            org_dir, org_meta, built = cached_organism(console=console)
+        except GateFailed as e:  # the organism did not learn the persona: no demo on it
+            console.print(f"[red]demo stopped: the organism failed its persona gate.[/red] {e}")
+            return 1
     gate = org_meta["gate"]
     console.print(f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "
                   f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
