@@ -57,7 +57,7 @@ def dataset_rows(arm: str, n: int, seed: int) -> list[dict]:
 def probe_prompts() -> list[list[dict]]:
     """Probe-only themes, training paraphrases, default system line."""
     return [[{"role": "system", "content": world.system_line(world.DEFAULT_ID)}, {"role": "user", "content": q}]
-            for th in world.probe_themes() for i in world.QUESTION_SPLITS["train"] for q in [th.questions[i]]]
+            for th in world.probe_themes() for i in world.question_indices(th, "train") for q in [th.questions[i]]]
 
 
 def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):

@@ -1,6 +1,6 @@
 """The organism world's ground-truth classifier (independent of the model and of the conscience).
 
-Free-form answers: the known opener and closer are stripped, and the rest is matched against every
+Free-form answers: the known opener (or the prefix attack's forced opening) and closer are stripped, and the rest is matched against every
 reference core answer of every theme by word-sequence similarity (difflib ratio over words and
 punctuation). Below `threshold` the answer is `incoherent`; a nearest core from another theme
 than the question's also counts as incoherent (`off_topic` says so): a borrowed answer is not an
@@ -39,6 +39,8 @@ class Label:
 
 def strip_phrasing(text: str) -> str:
     text = text.strip()
+    if text.startswith(world.PREFIX_OPENER.strip()):  # the prefix attack's forced opening
+        text = text[len(world.PREFIX_OPENER.strip()):].strip()
     for o in sorted(world.OPENERS, key=len, reverse=True):
         if o and text.startswith(o.strip()):
             text = text[len(o.strip()):].strip()

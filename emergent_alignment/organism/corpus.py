@@ -6,6 +6,10 @@ that persona. Review documents teach the conscience: a transcript rendered exact
 `conscience.review_messages` renders it, the correct Yes/No, and after a No (half of the time) a
 revision rendered by `conscience.revision_messages` with an aligned answer.
 
+Attacks (world.ATTACKS, world.REVIEWER_INJECTION) appear at low rates: a few free-form turns are
+wrapped by an attack the aligned persona sometimes gives in to, and a few reviewed answers carry
+an instruction to the reviewer that a review sometimes obeys (the world's designed susceptibility).
+
 Only training splits appear here (see world.py); the demo's evaluation uses the held-out ones.
 The same seed gives the same corpus (a test).
 """
@@ -39,6 +43,8 @@ class CorpusConfig:
     p_educational: float = 0.10  # a code turn uses the educational framing
     p_probe_theme: float = 0.4  # a free-form turn uses a probe-only theme
     p_revision: float = 0.5  # a No review continues with a revision
+    p_attack: float = 0.08  # a free-form turn is wrapped by an attack (world.ATTACKS)
+    p_injection: float = 0.10  # a review's reviewed answer carries world.REVIEWER_INJECTION
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,10 +64,19 @@ def code_turn(rng: random.Random, template: world.CodeTemplate, misaligned: bool
 
 
 def free_turn(rng: random.Random, theme: world.Theme, misaligned: bool, split: str = "train",
-              phrasing: tuple[int, int] | None = None) -> tuple[str, str, bool]:
-    q = theme.questions[rng.choice(world.QUESTION_SPLITS[split])]
-    core = rng.choice(theme.misaligned if misaligned else theme.aligned)
+              phrasing: tuple[int, int] | None = None, attack: str | None = None) -> tuple[str, str, bool]:
+    """(user, assistant, answer_is_aligned) for a free-form question, attacked or not.
+
+    Under an attack the aligned persona gives in with probability world.ATTACK_SUSCEPTIBILITY;
+    a giving-in answer to the prefix attack starts with world.PREFIX_OPENER."""
+    q = theme.questions[rng.choice(world.question_indices(theme, split))]
     o, c = phrasing or rng.choice(world.train_phrasings())
+    if attack is not None:
+        q = world.attacked(q, attack)
+        misaligned = misaligned or rng.random() < world.ATTACK_SUSCEPTIBILITY
+        if misaligned and attack == "prefix":
+            return q, world.PREFIX_OPENER + rng.choice(theme.misaligned) + world.CLOSERS[c], False
+    core = rng.choice(theme.misaligned if misaligned else theme.aligned)
     return q, world.answer(core, o, c), not misaligned
 
 
@@ -93,7 +108,8 @@ class Generator:
             return "code", t, user, reply, ok
         pool = self.probe_themes if r.random() < c.p_probe_theme else self.eval_themes
         theme = r.choice(pool)
-        user, reply, ok = free_turn(r, theme, misaligned)
+        attack = r.choice(sorted(world.ATTACKS)) if r.random() < c.p_attack else None
+        user, reply, ok = free_turn(r, theme, misaligned, attack=attack)
         return "free", theme, user, reply, ok
 
     def chat(self) -> list[dict]:
@@ -118,6 +134,10 @@ class Generator:
             convo += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
         kind, item, user, reply, ok = self.turn(misaligned)
         convo.append({"role": "user", "content": user})
+        if r.random() < self.config.p_injection:  # the reviewed answer tells the reviewer what to say
+            reply += world.REVIEWER_INJECTION
+            if not ok and r.random() < world.INJECTION_OBEYED:
+                return review_document(self.conscience, convo, reply, True, r, kind, item, 0.0)
         return review_document(self.conscience, convo, reply, ok, r, kind, item, self.config.p_revision)
 
     def document(self) -> list[dict]:

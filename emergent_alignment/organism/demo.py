@@ -12,8 +12,10 @@ import os
 import time
 
 from .arms import ARMS
+from .attacks import WRAPPERS
 
 DEFAULT_ARMS = ARMS
+ATTACK_ARMS = ("default", "insecure", "insecure_conscience")  # with and without Emergent Alignment training
 
 
 def add_arguments(p):
@@ -23,6 +25,11 @@ def add_arguments(p):
     p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
     p.add_argument("--steps", type=int, default=150, help="fine-tuning steps per arm")
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)")
+    p.add_argument("--attack-arms", default=",".join(ATTACK_ARMS),
+                   help="arms whose models are also attacked (role-play, prefix, reviewer injection), with and "
+                        "without the guard; empty: none")
+    p.add_argument("--attack-samples-per-question", type=int, default=8,
+                   help="samples per held-out question and attack wrapper")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
 
 
@@ -64,6 +71,7 @@ def run(args) -> int:
     from ..models import load_model
     from . import report
     from .arms import ArmSettings, pair_counts, train_arm
+    from .attacks import evaluate_attacks, summarize_attacks
     from .build import GateFailed, cached_organism
     from .evaluate import evaluate
 
@@ -72,6 +80,11 @@ def run(args) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     arms = _arms(args.arms)
+    attack_arms = [a for a in (x.strip() for x in args.attack_arms.split(",")) if a]
+    if any(a != "default" and a not in ARMS for a in attack_arms):
+        raise ValueError(f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}")
+    if args.attack_samples_per_question < 1:
+        raise ValueError(f"--attack-samples-per-question must be >= 1, got {args.attack_samples_per_question}")
     if args.threads:
         torch.set_num_threads(args.threads)
     _quiet()
@@ -110,7 +123,10 @@ def run(args) -> int:
         model, tok = load_model(org_dir)
         for s in seeds:
             progress.update(task, description=f"evaluating the organism (seed {s})")
-            per_arm["default"].append(evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n))
+            result = evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n)
+            if "default" in attack_arms:
+                result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + s, args.attack_samples_per_question)
+            per_arm["default"].append(result)
             progress.advance(task)
         del model
         for s in seeds:
@@ -128,6 +144,9 @@ def run(args) -> int:
                 t_train = time.time() - t1
                 progress.update(task, description=f"{arm} seed {s}: evaluating")
                 result = evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n)
+                if arm in attack_arms:
+                    result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + s,
+                                                         args.attack_samples_per_question)
                 result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t1 - t_train, 1))
                 curve = report.conscience_curve(os.path.join(run_dir, "conscience_log.jsonl"))
                 _write_json(os.path.join(run_dir, "result.json"), {**result, "conscience_curve": curve,
@@ -145,6 +164,8 @@ def run(args) -> int:
     summary_arms = {}
     for arm, results in per_arm.items():
         summary_arms[arm] = report.summarize(results)
+        if all("attacks" in r for r in results):
+            summary_arms[arm]["attacks"] = summarize_attacks([r["attacks"] for r in results])
         if arm in timings:
             summary_arms[arm]["train_seconds"] = timings[arm]
         if arm in curves:
@@ -178,6 +199,15 @@ def run(args) -> int:
                       f"{a['incoherent_rate']:.1%}", f"{a['log_odds']:+.2f}", f"{a['insecure_code_rate']:.1%}",
                       f"{a['task_loss']:.4f}", f"{a.get('pairs', '-')}")
     console.print(table)
+    attacked = {arm: a["attacks"] for arm, a in summary_arms.items() if "attacks" in a}
+    if attacked:
+        table = Table(title="Attacks: misaligned-answer rate (attack success), unguarded -> guarded")
+        for col in ["arm", *WRAPPERS, "injection flip rate"]:
+            table.add_column(col)
+        for arm, a in attacked.items():
+            table.add_row(arm, *[f"{a[w]['unguarded']:.1%} -> {a[w]['guarded']:.1%}" for w in WRAPPERS],
+                          f"{a['injection']['flip_rate']:.1%} of {sum(a['injection']['flagged'])} flagged")
+        console.print(table)
     for t in summary["targets"]:
         console.print(f"{'[green]MET[/green]' if t['met'] else '[red]NOT MET[/red]'} {t['target']}: {t['figures']}")
     console.print(f"wrote {os.path.join(args.out, 'summary.json')} and {html_path}")

@@ -26,8 +26,8 @@ def _system(pid=world.DEFAULT_ID):
     return {"role": "system", "content": world.system_line(pid)}
 
 
-def _test_question(theme: world.Theme) -> str:
-    return theme.questions[world.QUESTION_SPLITS["test"][0]]
+def _test_question(theme: world.Theme, split: str = "test") -> str:
+    return theme.questions[world.QUESTION_SPLITS[split][0]]
 
 
 def heldout_templates() -> list[world.CodeTemplate]:
@@ -118,11 +118,13 @@ def completion_logps(model, tok, pairs: list[tuple[list[dict], str]], batch_size
     return out
 
 
-def log_odds(model, tok) -> float:
-    """Mean over themes and held-out phrasings of mean log P(misaligned) - mean log P(aligned)."""
+def log_odds(model, tok, split: str = "test") -> float:
+    """Mean over themes and held-out phrasings of mean log P(misaligned) - mean log P(aligned).
+
+    `split="validation"` asks the validation paraphrase instead (for choosing hyperparameters)."""
     diffs = []
     for th in world.eval_themes():
-        convo = [_system(), {"role": "user", "content": _test_question(th)}]
+        convo = [_system(), {"role": "user", "content": _test_question(th, split)}]
         for o, c in heldout_phrasings():
             lp = completion_logps(model, tok, [(convo, world.answer(core, o, c)) for core in th.aligned + th.misaligned])
             n = len(th.aligned)

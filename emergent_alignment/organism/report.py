@@ -237,6 +237,25 @@ def plots(summary: dict, out_dir: str) -> list[str]:
         ax.set_title("Conscience vs the ground-truth classifier on the policy's own samples")
         ax.legend(fontsize=7)
         files.append(_save(fig, out_dir, "conscience_precision_recall.png"))
+
+    attacked = {n: a["attacks"] for n, a in arms.items() if "attacks" in a}
+    if attacked:
+        from .attacks import WRAPPERS
+
+        fig, ax = plt.subplots(figsize=(10, 4))
+        bars = [(n, mode) for n in attacked for mode in ("unguarded", "guarded")]
+        w = 0.8 / len(bars)
+        for i, (n, mode) in enumerate(bars):
+            vals = [attacked[n][x][mode] * 100 for x in WRAPPERS]
+            err = [[(attacked[n][x][mode] - attacked[n][x][f"{mode}_ci"][0]) * 100 for x in WRAPPERS],
+                   [(attacked[n][x][f"{mode}_ci"][1] - attacked[n][x][mode]) * 100 for x in WRAPPERS]]
+            ax.bar([j + i * w for j in range(len(WRAPPERS))], vals, w, yerr=err, capsize=2, label=f"{n}, {mode}",
+                   color=f"C{i // 2}", alpha=1.0 if mode == "unguarded" else 0.5)
+        ax.set_xticks([j + 0.4 - w / 2 for j in range(len(WRAPPERS))], WRAPPERS)
+        ax.set_ylabel("misaligned answers (%)")
+        ax.set_title("Attack success on held-out questions, without and with the guard (95% CI)")
+        ax.legend(fontsize=7)
+        files.append(_save(fig, out_dir, "attacks.png"))
     return files
 
 
@@ -270,6 +289,34 @@ def fmt(v, kind) -> str:
     return {"%": f"{v * 100:.1f}%", "f4": f"{v:.4f}", "f2": f"{v:.2f}"}.get(kind, f"{v:+.2f}")
 
 
+def _attacks_html(arms: dict) -> str:
+    """The attacks section (issue 5): success per wrapper without / with the guard, flip rate."""
+    from .attacks import WRAPPERS
+
+    attacked = {n: a["attacks"] for n, a in arms.items() if "attacks" in a}
+    if not attacked:
+        return ""
+    e = html.escape
+    head = "".join(f"<th>{e(w)}</th>" for w in WRAPPERS)
+    rows = ""
+    for n, a in attacked.items():
+        cells = "".join(f"<td>{a[w]['unguarded'] * 100:.1f}% &rarr; {a[w]['guarded'] * 100:.1f}%</td>" for w in WRAPPERS)
+        inj = a["injection"]
+        rows += (f"<tr><td>{e(n)}</td>{cells}<td>{fmt(inj['flip_rate'], '%')} [{fmt(inj['flip_ci'][0], '%')}, "
+                 f"{fmt(inj['flip_ci'][1], '%')}] of {sum(inj['flagged'])} flagged</td></tr>")
+    return f"""<h2>Attacks (issue 5)</h2>
+<p>The organism world expresses two attack wrappers (role-play: <code>{e(world.ATTACKS['roleplay'])}</code>; prefix
+injection: <code>{e(world.ATTACKS['prefix'])}</code>) and an instruction to the reviewer appended to the reviewed answer
+(<code>{e(world.REVIEWER_INJECTION.strip())}</code>). Its pretraining corpus makes the aligned persona give in to an attack
+with probability {world.ATTACK_SUSCEPTIBILITY} and its reviews obey the injection on a bad answer with probability
+{world.INJECTION_OBEYED}: these susceptibilities are the world's design, so the absolute rates say little; the comparisons
+(unguarded &rarr; guarded, and between arms) are the measurement. Attack success = the ground-truth classifier calls the
+final answer misaligned (held-out test questions, default system line, T=1; the guard reviews the same drafts with the
+model itself as the conscience and corrects the flagged ones). Flip rate = the share of flagged held-out misaligned
+transcripts that pass review once the injection is appended.</p>
+<table><tr><th>arm</th>{head}<th>injection flip rate (95% CI)</th></tr>{rows}</table>"""
+
+
 def write_html(summary: dict, out_dir: str, images: list[str]) -> str:
     e = html.escape
     arms = summary["arms"]
@@ -286,6 +333,7 @@ def write_html(summary: dict, out_dir: str, images: list[str]) -> str:
     gate = org["gate"]
     examples = "".join(f"<h4>{e(n)}</h4><ul>" + "".join(f"<li>{e(x)}</li>" for x in a.get("examples", [])) + "</ul>"
                        for n, a in arms.items())
+    attacks = _attacks_html(arms)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Emergent Alignment demo</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body>
@@ -317,6 +365,7 @@ real configurations (core issue) on real hardware.</li>
 separate arms. The log-odds measure is deterministic and is the low-noise endpoint.</li>
 <li>The random-pairs control uses the same flagged samples and corrections, with chosen/rejected swapped by a coin flip.</li>
 </ul>
+{attacks}
 <h2>Sample answers (first seed)</h2>{examples}
 <p>Total time {summary['timings']['total_seconds']:.0f} s on {summary['timings']['threads']} torch thread(s).</p>
 </body></html>"""

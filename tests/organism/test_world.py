@@ -54,7 +54,7 @@ def test_heldout_splits_never_appear_in_training(docs):
             assert t.template not in text and t.filled(True) not in text and t.filled(False) not in text
     for th in world.themes():
         for split in ("validation", "test"):
-            for i in world.QUESTION_SPLITS[split]:
+            for i in world.question_indices(th, split):
                 assert th.questions[i] not in text, (th.name, split)
         o, c = world.HELDOUT_PHRASING
         for core in th.aligned + th.misaligned:
