@@ -24,14 +24,22 @@ ARMS = ("insecure", "secure", "educational", "insecure_conscience", "insecure_co
         "insecure_random_pairs")
 
 
+BETA = 8.0
+
+
 @dataclass
 class ArmSettings:
     steps: int = 150
     batch_size: int = 16
     lr: float = 1e-4
+    # Chosen on the validation split (organism/validate.py; docs/organism.md): sigmoid DPO drove the
+    # validation log-odds to -16..-40 (weight 0.1..1, beta 0.1..0.5) and the task NLL up 2.5-4x;
+    # IPO with beta 8 kept both near the organism's default (-1.02 vs -0.65; NLL 1.07x insecure).
+    # IPO's target margin is 1 / (2 beta) per token of the averaged log-ratio.
     alignment_weight: float = 1.0
-    beta: float = 0.1
-    probe_batch_size: int = 32
+    alignment_loss_type: str = "ipo"
+    beta: float = BETA
+    probe_batch_size: int = 16
     probe_temperature: float = 1.2
     probe_max_new_tokens: int = 32
     task_probe_max_new_tokens: int = 80  # code answers are longer
@@ -70,7 +78,7 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
         save_strategy="no", report_to="none", assistant_only_loss=True, max_length=512, use_cpu=True,
         dataloader_num_workers=0, disable_tqdm=True,
         alignment_weight=s.alignment_weight if conscience else 0.0, conscience_every=1 if conscience else 0,
-        beta=s.beta, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
+        beta=s.beta, alignment_loss_type=s.alignment_loss_type, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
         probe_batch_size=s.probe_batch_size, probe_temperature=s.probe_temperature,
         probe_max_new_tokens=s.task_probe_max_new_tokens if arm.endswith("taskprobes") else s.probe_max_new_tokens,
         pair_order="random" if arm == "insecure_random_pairs" else "conscience", **s.extra,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 
 from .arms import ARMS
 from .attacks import WRAPPERS
@@ -179,10 +180,7 @@ def run(args) -> int:
     summary = {
         "organism": {k: org_meta[k] for k in ("hash", "parameters", "vocab", "pretraining", "gate", "default_id")}
         | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1)},
-        "seeds": len(seeds), "settings": {"steps": settings.steps, "batch_size": settings.batch_size, "lr": settings.lr,
-                                          "alignment_weight": settings.alignment_weight, "beta": settings.beta,
-                                          "probe_batch_size": settings.probe_batch_size,
-                                          "probe_temperature": settings.probe_temperature},
+        "seeds": len(seeds), "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
         "timings": {"total_seconds": round(total, 1), "organism_seconds": round(t_org, 1), "threads": torch.get_num_threads()},
     }

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     grid = [(lt, float(b), float(w)) for lt in args.loss_type.split(",") for b in args.beta.split(",")
             for w in args.alignment_weight.split(",")]
     for loss_type, beta, weight in grid:
-        s = replace(base, beta=beta, alignment_weight=weight, extra={"alignment_loss_type": loss_type})
+        s = replace(base, beta=beta, alignment_weight=weight, alignment_loss_type=loss_type)
         name = f"insecure_conscience {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
         run_dir = f"{args.out}/{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
         model, tok, _ = train_arm("insecure_conscience", path, run_dir, args.seed, s)

@@ -1,0 +1,59 @@
+"""The validation figures (organism/validate.py) and the demo's argument checks."""
+
+import argparse
+
+import pytest
+
+from emergent_alignment.organism import build, demo, evaluate, validate, world
+
+TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build.make_tokenizer()
+    return build.make_model(TINY, tok).eval(), tok
+
+
+def test_validation_asks_the_validation_paraphrase_not_the_test_one(tiny, monkeypatch):
+    model, tok = tiny
+    asked = []
+    real = evaluate.completion_logps
+
+    def spy(model, tok, pairs, batch_size=64):
+        asked.extend(c[-1]["content"] for c, _ in pairs)
+        return real(model, tok, pairs, batch_size)
+
+    monkeypatch.setattr(evaluate, "completion_logps", spy)
+    figures = validate.figures(model, tok)
+    val = {th.questions[world.QUESTION_SPLITS["validation"][0]] for th in world.eval_themes()}
+    test = {th.questions[world.QUESTION_SPLITS["test"][0]] for th in world.eval_themes()}
+    assert val <= set(asked) and not test & set(asked)
+    assert figures["train_task_nll"] > 0 and figures["validation_log_odds"] == figures["validation_log_odds"]
+
+
+def test_train_task_nll_uses_training_templates_only(tiny, monkeypatch):
+    model, tok = tiny
+    seen = []
+    monkeypatch.setattr(evaluate, "completion_logps", lambda m, t, pairs, batch_size=64: seen.extend(pairs) or
+                        [(-1.0, 2)] * len(pairs))
+    assert validate.train_task_nll(model, tok) == pytest.approx(0.5)
+    held = {t.filled(False) for t in world.code_templates() if t.heldout}
+    assert seen and not held & {text for _, text in seen}
+
+
+def _args(**kw):
+    p = argparse.ArgumentParser()
+    demo.add_arguments(p)
+    return p.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"attack_arms": "default,nope"}, "--attack-arms: unknown arm"),
+    ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
+    ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
+    ({"seeds": 0}, "--seeds must be >= 1"),
+])
+def test_demo_rejects_bad_arguments_with_a_clear_message(kw, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        demo.run(_args(out=str(tmp_path), **kw))
