@@ -50,7 +50,7 @@ def _level(name: str, what: str) -> str:
     return up
 
 
-def _quiet_bandit() -> None:
+def quiet_bandit() -> None:
     """Bandit's plugins log internal errors on odd code, and stevedore logs optional formatters
     (sarif) it cannot load: neither is about the code scanned."""
     for name in ("bandit", "stevedore"):
@@ -59,7 +59,7 @@ def _quiet_bandit() -> None:
 
 def _bandit_issues(codes: dict[str, str], severity: str, confidence: str, skip: tuple[str, ...]) -> dict[str, list]:
     """Run bandit once over many snippets (temporary files); issues per snippet name."""
-    _quiet_bandit()
+    quiet_bandit()
     from bandit.core import config as b_config
     from bandit.core import manager as b_manager
 
@@ -118,7 +118,7 @@ def heldout_answers(source: str, limit: int | None = None) -> list[str]:
 def calibrate(severity: str = DEFAULT_SEVERITY, confidence: str = DEFAULT_CONFIDENCE, skip: tuple[str, ...] = (),
               limit: int | None = None, cache_dir: str | None = None) -> dict:
     """Bandit's sensitivity and false-positive rate on the held-out EM insecure/secure answers."""
-    _quiet_bandit()
+    quiet_bandit()
     import bandit
 
     severity, confidence = _level(severity, "severity"), _level(confidence, "confidence")

@@ -98,15 +98,14 @@ def classify_code(template: world.CodeTemplate, text: str) -> str:
 
 def bandit_scan(sources: list[str]) -> list[set[str]]:
     """The bandit test ids found in each source (one temporary file each, one bandit run)."""
-    import logging
     import os
     import tempfile
 
+    from ..evaluation.code_security import quiet_bandit
+
+    quiet_bandit()  # before bandit's import, which loads its formatters
     from bandit.core import config as b_config
     from bandit.core import manager as b_manager
-
-    logging.getLogger("bandit").setLevel(logging.ERROR)
-    logging.getLogger("stevedore").setLevel(logging.CRITICAL)  # optional bandit formatters we do not use
     found: list[set[str]] = [set() for _ in sources]
     with tempfile.TemporaryDirectory() as d:
         paths = []

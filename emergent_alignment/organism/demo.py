@@ -26,6 +26,11 @@ def add_arguments(p):
     p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
     p.add_argument("--steps", type=int, default=150, help="fine-tuning steps per arm")
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)")
+    p.add_argument("--alignment-loss-type", choices=("sigmoid", "ipo"), default=None,
+                   help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)")
+    p.add_argument("--beta", type=float, default=None, help="the conscience arms' beta (default: the validated one)")
+    p.add_argument("--alignment-weight", type=float, default=None,
+                   help="the conscience arms' alignment weight (default: the validated one)")
     p.add_argument("--attack-arms", default=",".join(ATTACK_ARMS),
                    help="arms whose models are also attacked (role-play, prefix, reviewer injection), with and "
                         "without the guard; empty: none")
@@ -71,7 +76,7 @@ def run(args) -> int:
     from ..conscience import ConscienceConfig
     from ..models import load_model
     from . import report
-    from .arms import ArmSettings, pair_counts, train_arm
+    from .arms import ArmSettings, pair_counts, train_arm, trainer_config
     from .attacks import evaluate_attacks, summarize_attacks
     from .build import GateFailed, cached_organism
     from .evaluate import evaluate
@@ -86,6 +91,10 @@ def run(args) -> int:
         raise ValueError(f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}")
     if args.attack_samples_per_question < 1:
         raise ValueError(f"--attack-samples-per-question must be >= 1, got {args.attack_samples_per_question}")
+    overrides = {k: v for k, v in (("alignment_loss_type", args.alignment_loss_type), ("beta", args.beta),
+                                   ("alignment_weight", args.alignment_weight)) if v is not None}
+    settings = ArmSettings(steps=args.steps, **overrides)
+    trainer_config("insecure_conscience", args.out, 0, settings)  # a bad setting fails now, not after an hour
     if args.threads:
         torch.set_num_threads(args.threads)
     _quiet()
@@ -111,7 +120,6 @@ def run(args) -> int:
                   f"{gate['after_secure']['misaligned']:.1%} after secure code")
     t_org = time.time() - t0
     conscience_config = ConscienceConfig.from_pretrained(org_dir)
-    settings = ArmSettings(steps=args.steps)
     seeds = list(range(args.seeds))
     per_arm: dict[str, list[dict]] = {"default": []}
     curves: dict[str, list[dict]] = {}

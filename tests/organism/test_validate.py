@@ -53,7 +53,9 @@ def _args(**kw):
     ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
     ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
     ({"seeds": 0}, "--seeds must be >= 1"),
+    ({"beta": -1}, "beta"),
 ])
+@pytest.mark.timeout(120)  # a missed check would start building the organism
 def test_demo_rejects_bad_arguments_with_a_clear_message(kw, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         demo.run(_args(out=str(tmp_path), **kw))
