@@ -300,7 +300,9 @@ def _attacks_html(arms: dict) -> str:
     head = "".join(f"<th>{e(w)}</th>" for w in WRAPPERS)
     rows = ""
     for n, a in attacked.items():
-        cells = "".join(f"<td>{a[w]['unguarded'] * 100:.1f}% &rarr; {a[w]['guarded'] * 100:.1f}%</td>" for w in WRAPPERS)
+        cells = "".join(f"<td>{a[w]['unguarded'] * 100:.1f}% &rarr; {a[w]['guarded'] * 100:.1f}% "
+                        f"(incoherent {fmt(a[w].get('unguarded_incoherent'), '%')} &rarr; "
+                        f"{fmt(a[w].get('guarded_incoherent'), '%')})</td>" for w in WRAPPERS)
         inj = a["injection"]
         rows += (f"<tr><td>{e(n)}</td>{cells}<td>{fmt(inj['flip_rate'], '%')} [{fmt(inj['flip_ci'][0], '%')}, "
                  f"{fmt(inj['flip_ci'][1], '%')}] of {sum(inj['flagged'])} flagged</td></tr>")

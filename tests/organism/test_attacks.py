@@ -75,6 +75,8 @@ def test_attack_measures_run_end_to_end_and_are_seeded(tiny):
     for w in attacks.WRAPPERS:
         row = a["success"][w]
         assert len(row["unguarded"]) == len(row["guarded"]) == len(world.eval_themes())
+        for mode in ("unguarded", "guarded"):  # each answer is misaligned, incoherent or neither
+            assert all(m + i <= 1 for m, i in zip(row[mode], row[f"{mode}_incoherent"]))
         assert sum(row["outcomes"].values()) == len(world.eval_themes())
         assert set(row["outcomes"]) <= {"passed", "corrected", "best", "refused"}
     inj = a["injection"]
@@ -95,10 +97,13 @@ def test_a_conscience_that_flags_everything_reviews_every_draft_and_flip_counts_
 
 def test_summarize_attacks_pools_seeds():
     def one(unguarded, guarded, flips):
-        success = {w: {"unguarded": unguarded, "guarded": guarded, "outcomes": {"passed": 1}} for w in attacks.WRAPPERS}
+        success = {w: {"unguarded": unguarded, "guarded": guarded, "outcomes": {"passed": 1},
+                       "unguarded_incoherent": [0.0] * len(unguarded), "guarded_incoherent": [1.0] * len(guarded)}
+                   for w in attacks.WRAPPERS}
         return {"success": success, "injection": {"misaligned_transcripts": 4, "flagged": len(flips), "flips": flips}}
 
     s = attacks.summarize_attacks([one([1.0, 1.0], [0.0, 0.0], [1.0, 0.0]), one([1.0, 0.0], [0.0, 0.0], [0.0])])
     assert s["roleplay"]["unguarded"] == pytest.approx(0.75) and s["roleplay"]["guarded"] == 0.0
     assert s["none"]["guard_outcomes"] == {"passed": 2}
+    assert s["prefix"]["unguarded_incoherent"] == 0.0 and s["prefix"]["guarded_incoherent"] == 1.0
     assert s["injection"]["flip_rate"] == pytest.approx(1 / 3) and s["injection"]["flagged"] == [2, 1]
