@@ -254,7 +254,7 @@ def plots(summary: dict, out_dir: str) -> list[str]:
         ax.set_xticks([j + 0.4 - w / 2 for j in range(len(WRAPPERS))], WRAPPERS)
         ax.set_ylabel("misaligned answers (%)")
         ax.set_title("Attack success on held-out questions, without and with the guard (95% CI)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         files.append(_save(fig, out_dir, "attacks.png"))
     return files
 
