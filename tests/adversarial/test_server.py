@@ -213,7 +213,7 @@ def test_serve_command(llama_dir):
 
     cmd = [sys.executable, "-m", "emergent_alignment", "serve", "--model", llama_dir, "--guard", "--port", "0",
            "--served-model-name", NAME, "--max-new-tokens", "4", "--rounds", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "EMERGENT_ALIGNMENT_API_KEY": "", "OMP_NUM_THREADS": "1"})
     try:
         line = proc.stdout.readline()  # blocks until the server is bound (or the process died)
@@ -226,7 +226,8 @@ def test_serve_command(llama_dir):
         status, body = call(Addr, "POST", "/v1/chat/completions", chat("hi"))
         assert status == 200 and body["emergent_alignment"]["guarded"]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        rc = proc.wait(timeout=30)
+        assert rc == 0, (rc, proc.stderr.read()[-2000:])
     finally:
         if proc.poll() is None:
             proc.kill()
