@@ -66,3 +66,9 @@ def test_targets_are_checked_against_the_figures():
     assert find("EM: secure") is True
     assert find("EA: insecure_conscience") is False  # 30% is not within 5 points of 12%
     assert find("EA: held-out task loss") is True
+    arms["insecure_random_pairs"] = arm(0.33, [0.28, 0.38])  # overlaps the conscience arm's CI
+    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    assert find("control: the conscience arm below") is False
+    arms["insecure_random_pairs"] = arm(0.45, [0.40, 0.50])
+    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    assert find("control: the conscience arm below") is True and find("control: insecure_random_pairs") is True
