@@ -213,7 +213,10 @@ def test_serve_command(llama_dir):
 
     cmd = [sys.executable, "-m", "emergent_alignment", "serve", "--model", llama_dir, "--guard", "--port", "0",
            "--served-model-name", NAME, "--max-new-tokens", "4", "--rounds", "1"]
+    # A runner started in the background (nohup, CI) can hand its children SIGINT ignored, and
+    # Python keeps it ignored: give the server SIGINT's default so Ctrl-C means what it means.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             env={**os.environ, "EMERGENT_ALIGNMENT_API_KEY": "", "OMP_NUM_THREADS": "1"})
     try:
         line = proc.stdout.readline()  # blocks until the server is bound (or the process died)
