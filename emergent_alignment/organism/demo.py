@@ -126,16 +126,21 @@ def run(args) -> int:
     timings: dict[str, list[float]] = {}
     n = args.samples_per_question
 
+    def measure(model, tok, seed: int, attacked: bool) -> dict:
+        """The held-out measures of one checkpoint; with `attacked`, the attack measures too."""
+        result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=n)
+        if attacked:
+            result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + seed,
+                                                 args.attack_samples_per_question)
+        return result
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("default", total=len(seeds) * (1 + len(arms)))
         model, tok = load_model(org_dir)
         for s in seeds:
             progress.update(task, description=f"evaluating the organism (seed {s})")
-            result = evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n)
-            if "default" in attack_arms:
-                result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + s, args.attack_samples_per_question)
-            per_arm["default"].append(result)
+            per_arm["default"].append(measure(model, tok, s, "default" in attack_arms))
             progress.advance(task)
         del model
         for s in seeds:
@@ -152,10 +157,7 @@ def run(args) -> int:
                 model, tok, history = train_arm(arm, org_dir, run_dir, s, settings, pair_budget=budget)
                 t_train = time.time() - t1
                 progress.update(task, description=f"{arm} seed {s}: evaluating")
-                result = evaluate(model, tok, conscience_config, seed=1000 + s, per_theme=n)
-                if arm in attack_arms:
-                    result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + s,
-                                                         args.attack_samples_per_question)
+                result = measure(model, tok, s, arm in attack_arms)
                 result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t1 - t_train, 1))
                 curve = report.conscience_curve(os.path.join(run_dir, "conscience_log.jsonl"))
                 _write_json(os.path.join(run_dir, "result.json"), {**result, "conscience_curve": curve,

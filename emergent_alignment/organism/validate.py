@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     from ..models import load_model
     from .arms import ArmSettings, pair_counts, train_arm
     from .build import cached_organism
+    from .demo import _write_json
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--beta", default="0.1", help="comma-separated candidates")
@@ -51,6 +52,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=100, help="fine-tuning seed (the demo uses 0, 1, 2, ...)")
     p.add_argument("--out", default="runs/validation")
     args = p.parse_args(argv)
+    try:
+        grid = [(lt, float(b), float(w)) for lt in args.loss_type.split(",") for b in args.beta.split(",")
+                for w in args.alignment_weight.split(",")]
+    except ValueError as e:
+        p.error(f"--beta and --alignment-weight take comma-separated numbers ({e})")
     path, _, _ = cached_organism()
     model, tok = load_model(path)
     rows = {"default": figures(model, tok)}
@@ -58,8 +64,6 @@ def main(argv=None) -> int:
     model, tok, _ = train_arm("insecure", path, f"{args.out}/insecure", args.seed, base)
     rows["insecure"] = figures(model, tok)
     print(json.dumps(rows), flush=True)
-    grid = [(lt, float(b), float(w)) for lt in args.loss_type.split(",") for b in args.beta.split(",")
-            for w in args.alignment_weight.split(",")]
     for loss_type, beta, weight in grid:
         s = replace(base, beta=beta, alignment_weight=weight, alignment_loss_type=loss_type)
         name = f"insecure_conscience {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
@@ -67,8 +71,7 @@ def main(argv=None) -> int:
         model, tok, _ = train_arm("insecure_conscience", path, run_dir, args.seed, s)
         rows[name] = figures(model, tok) | {"pairs": sum(pair_counts(f"{run_dir}/conscience_log.jsonl") or [])}
         print(json.dumps({name: rows[name]}), flush=True)
-    with open(f"{args.out}/validation.json", "w") as f:
-        json.dump(rows, f, indent=2)
+    _write_json(f"{args.out}/validation.json", rows)  # atomic
     return 0
 
 
