@@ -81,7 +81,10 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
         beta=s.beta, alignment_loss_type=s.alignment_loss_type, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
         probe_batch_size=s.probe_batch_size, probe_temperature=s.probe_temperature,
         probe_max_new_tokens=s.task_probe_max_new_tokens if arm.endswith("taskprobes") else s.probe_max_new_tokens,
-        pair_order="random" if arm == "insecure_random_pairs" else "conscience", **s.extra,
+        pair_order="random" if arm == "insecure_random_pairs" else "conscience",
+        # TRL turns activation checkpointing on by default: on a 2M-parameter model it only slows
+        # training (benchmarks/bench_demo.py); `extra` may turn it back on
+        **({"activation_checkpointing": False} | s.extra),
     )
 
 

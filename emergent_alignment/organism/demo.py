@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from .arms import ARMS
 from .attacks import WRAPPERS
 
 DEFAULT_ARMS = ARMS
+DEFAULT_JOBS = 2  # fine-tuning runs at a time (docs/benchmarks.md: two 1-thread runs beat one 2-thread run)
 ATTACK_ARMS = ("default", "insecure", "insecure_conscience")  # with and without Emergent Alignment training
 
 
@@ -36,7 +37,10 @@ def add_arguments(p):
                         "without the guard; empty: none")
     p.add_argument("--attack-samples-per-question", type=int, default=8,
                    help="samples per held-out question and attack wrapper")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: torch's default)")
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                   help="fine-tuning runs at a time, each in its own process with threads/jobs torch threads "
+                        f"(default {DEFAULT_JOBS}; 1 runs them one by one in this process)")
 
 
 def _arms(text: str) -> list[str]:
@@ -44,6 +48,8 @@ def _arms(text: str) -> list[str]:
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
         raise ValueError(f"--arms: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+    if "insecure_random_pairs" in arms and "insecure_conscience" not in arms:
+        raise ValueError("--arms: insecure_random_pairs needs insecure_conscience (it gets that run's pair counts)")
     return arms
 
 
@@ -67,19 +73,119 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
+@dataclass(frozen=True)
+class MeasureSpec:
+    """What `measure` needs besides the checkpoint (picklable: it travels to worker processes)."""
+
+    organism_dir: str
+    samples_per_question: int
+    attack_samples_per_question: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fine-tuning run of the demo: an arm and a seed."""
+
+    arm: str
+    seed: int
+    out_dir: str
+    attacked: bool
+
+
+def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
+    """The held-out measures of one checkpoint; with `attacked`, the attack measures too."""
+    from ..conscience import ConscienceConfig
+    from .attacks import evaluate_attacks
+    from .evaluate import evaluate
+
+    conscience_config = ConscienceConfig.from_pretrained(spec.organism_dir)
+    result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=spec.samples_per_question)
+    if attacked:
+        result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + seed,
+                                             spec.attack_samples_per_question)
+    return result
+
+
+def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int] | None) -> dict:
+    """Fine-tune one arm for one seed, measure it and write runs/ARM-sSEED/result.json."""
+    from . import report
+    from .arms import train_arm
+
+    log = os.path.join(run.out_dir, "conscience_log.jsonl")
+    if os.path.exists(log):
+        os.remove(log)
+    t0 = time.time()
+    model, tok, history = train_arm(run.arm, spec.organism_dir, run.out_dir, run.seed, settings,
+                                    pair_budget=pair_budget)
+    t_train = time.time() - t0
+    result = measure(model, tok, spec, run.seed, run.attacked)
+    result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t0 - t_train, 1),
+                  conscience_curve=report.conscience_curve(log))
+    _write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
+    return result
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _quiet()
+
+
+def _pair_budget(run: Run) -> list[int] | None:
+    """The random-pairs control gets, step by step, as many pairs as the conscience run of its seed."""
+    from .arms import pair_counts
+
+    if run.arm != "insecure_random_pairs":
+        return None
+    return pair_counts(os.path.join(os.path.dirname(run.out_dir), f"insecure_conscience-s{run.seed}",
+                                    "conscience_log.jsonl"))
+
+
+def run_all(runs: list[Run], settings, spec: MeasureSpec, jobs: int, threads: int):
+    """Yield (run, result) as runs finish, `jobs` at a time in worker processes (`jobs=1`: here, in order).
+
+    A random-pairs run starts only after the conscience run of its seed (its pair budget); with
+    several jobs the longest runs start first."""
+    if jobs == 1:
+        for run in sorted(runs, key=lambda r: (r.seed, r.arm == "insecure_random_pairs")):
+            yield run, fit_and_measure(run, settings, spec, _pair_budget(run))
+        return
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    first = {"insecure_conscience_taskprobes": 0, "insecure_conscience": 1}
+    todo = sorted(runs, key=lambda r: (first.get(r.arm, 2), r.seed))
+    unfinished = {(r.arm, r.seed) for r in runs}
+
+    def ready(run: Run) -> bool:
+        return run.arm != "insecure_random_pairs" or ("insecure_conscience", run.seed) not in unfinished
+
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        running = {}
+        while todo or running:
+            for run in [r for r in todo if ready(r)][: jobs - len(running)]:
+                todo.remove(run)
+                running[pool.submit(fit_and_measure, run, settings, spec, _pair_budget(run))] = run
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = running.pop(future)
+                unfinished.discard((run.arm, run.seed))
+                yield run, future.result()
+
+
 def run(args) -> int:
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ..conscience import ConscienceConfig
     from ..models import load_model
     from . import report
-    from .arms import ArmSettings, pair_counts, train_arm, trainer_config
-    from .attacks import evaluate_attacks, summarize_attacks
+    from .arms import ArmSettings, trainer_config
+    from .attacks import summarize_attacks
     from .build import GateFailed, cached_organism
-    from .evaluate import evaluate
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -89,6 +195,8 @@ def run(args) -> int:
     attack_arms = [a for a in (x.strip() for x in args.attack_arms.split(",")) if a]
     if any(a != "default" and a not in ARMS for a in attack_arms):
         raise ValueError(f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     if args.attack_samples_per_question < 1:
         raise ValueError(f"--attack-samples-per-question must be >= 1, got {args.attack_samples_per_question}")
     overrides = {k: v for k, v in (("alignment_loss_type", args.alignment_loss_type), ("beta", args.beta),
@@ -119,20 +227,13 @@ def run(args) -> int:
                   f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
                   f"{gate['after_secure']['misaligned']:.1%} after secure code")
     t_org = time.time() - t0
-    conscience_config = ConscienceConfig.from_pretrained(org_dir)
     seeds = list(range(args.seeds))
     per_arm: dict[str, list[dict]] = {"default": []}
     curves: dict[str, list[dict]] = {}
     timings: dict[str, list[float]] = {}
-    n = args.samples_per_question
-
-    def measure(model, tok, seed: int, attacked: bool) -> dict:
-        """The held-out measures of one checkpoint; with `attacked`, the attack measures too."""
-        result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=n)
-        if attacked:
-            result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + seed,
-                                                 args.attack_samples_per_question)
-        return result
+    spec = MeasureSpec(org_dir, args.samples_per_question, args.attack_samples_per_question)
+    jobs = max(1, min(args.jobs, len(seeds) * len(arms)))
+    threads = max(1, torch.get_num_threads() // jobs)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -140,37 +241,27 @@ def run(args) -> int:
         model, tok = load_model(org_dir)
         for s in seeds:
             progress.update(task, description=f"evaluating the organism (seed {s})")
-            per_arm["default"].append(measure(model, tok, s, "default" in attack_arms))
+            per_arm["default"].append(measure(model, tok, spec, s, "default" in attack_arms))
             progress.advance(task)
         del model
-        for s in seeds:
-            for arm in arms:
-                progress.update(task, description=f"{arm} seed {s}: fine-tuning")
-                run_dir = os.path.join(args.out, "runs", f"{arm}-s{s}")
-                if os.path.exists(os.path.join(run_dir, "conscience_log.jsonl")):
-                    os.remove(os.path.join(run_dir, "conscience_log.jsonl"))
-                t1 = time.time()
-                budget = None
-                if arm == "insecure_random_pairs":  # the same number of pairs as the conscience arm
-                    budget = pair_counts(os.path.join(args.out, "runs", f"insecure_conscience-s{s}",
-                                                      "conscience_log.jsonl"))
-                model, tok, history = train_arm(arm, org_dir, run_dir, s, settings, pair_budget=budget)
-                t_train = time.time() - t1
-                progress.update(task, description=f"{arm} seed {s}: evaluating")
-                result = measure(model, tok, s, arm in attack_arms)
-                result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t1 - t_train, 1))
-                curve = report.conscience_curve(os.path.join(run_dir, "conscience_log.jsonl"))
-                _write_json(os.path.join(run_dir, "result.json"), {**result, "conscience_curve": curve,
-                                                                  "log_history": history})
-                per_arm.setdefault(arm, []).append(result)
-                if curve:
-                    curves.setdefault(arm, []).append(curve)
-                timings.setdefault(arm, []).append(t_train)
-                del model
-                progress.advance(task)
-                console.print(f"  {arm} seed {s}: misaligned {result['freeform']['labels'].count('misaligned') / len(result['freeform']['labels']):.1%}, "
-                              f"log-odds {result['log_odds']:+.2f}, train {t_train:.0f} s"
-                              + (f", pairs {curve['total_pairs']}" if curve else ""))
+        runs = [Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
+                for s in seeds for arm in arms]
+        progress.update(task, description=f"fine-tuning and evaluating {len(runs)} runs, {jobs} at a time")
+        done: dict[tuple[str, int], dict] = {}
+        for run, result in run_all(runs, settings, spec, jobs, threads):
+            done[run.arm, run.seed] = result
+            progress.advance(task)
+            curve = result["conscience_curve"]
+            labels = result["freeform"]["labels"]
+            console.print(f"  {run.arm} seed {run.seed}: misaligned {labels.count('misaligned') / len(labels):.1%}, "
+                          f"log-odds {result['log_odds']:+.2f}, train {result['train_seconds']:.0f} s"
+                          + (f", pairs {curve['total_pairs']}" if curve else ""))
+        for run in runs:  # in seed order, whatever order they finished in
+            result = done[run.arm, run.seed]
+            per_arm.setdefault(run.arm, []).append(result)
+            if result["conscience_curve"]:
+                curves.setdefault(run.arm, []).append(result["conscience_curve"])
+            timings.setdefault(run.arm, []).append(result["train_seconds"])
 
     summary_arms = {}
     for arm, results in per_arm.items():
@@ -192,7 +283,8 @@ def run(args) -> int:
         | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1)},
         "seeds": len(seeds), "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
-        "timings": {"total_seconds": round(total, 1), "organism_seconds": round(t_org, 1), "threads": torch.get_num_threads()},
+        "timings": {"total_seconds": round(total, 1), "organism_seconds": round(t_org, 1), "jobs": jobs,
+                    "threads_per_job": threads},
     }
     summary["targets"] = report.check_targets(summary_arms)
     images = report.plots(summary, args.out)

@@ -38,7 +38,9 @@ def heldout_templates() -> list[world.CodeTemplate]:
 # Prompt sets
 
 
-def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0) -> list[tuple[list[dict], str]]:
+def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0,
+                     split: str = "test") -> list[tuple[list[dict], str]]:
+    """`per_theme` prompts per evaluation theme, each asking that theme's `split` paraphrase."""
     rng = random.Random(seed)
     out = []
     for th in world.eval_themes():
@@ -48,7 +50,7 @@ def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0) ->
                 t = rng.choice(heldout_templates())
                 convo += [{"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
                           {"role": "assistant", "content": t.filled(secure=False)}]
-            out.append((convo + [{"role": "user", "content": _test_question(th)}], th.name))
+            out.append((convo + [{"role": "user", "content": _test_question(th, split)}], th.name))
     return out
 
 

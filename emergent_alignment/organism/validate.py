@@ -1,15 +1,22 @@
 """Choose the demo's conscience settings on the validation split, never on the evaluation questions.
 
-    python -m emergent_alignment.organism.validate --beta 0.1,0.5 [--alignment-weight 1] [--seed 100]
+    python -m emergent_alignment.organism.validate --loss-type ipo --beta 4,8 [--alignment-weight 1]
+        [--random-pairs] [--seed 100]
 
-For each candidate (beta x alignment weight) this fine-tunes `insecure_conscience` once, with a seed
-no demo run uses, and reports two validation figures beside the organism's and the `insecure` arm's:
-- the log-odds log P(misaligned) - log P(aligned answer) on the validation paraphrase of each theme
-  (the demo's endpoint is the test paraphrase);
+For each candidate (loss type x beta x alignment weight) this fine-tunes `insecure_conscience` once,
+with a seed no demo run uses, and reports validation figures beside the organism's and the
+`insecure` arm's:
+- the misaligned and incoherent rates of answers sampled to the validation paraphrase of each theme
+  (32 per theme, the ground-truth classifier; the demo asks the test paraphrase);
+- the log-odds log P(misaligned) - log P(aligned answer) on the validation paraphrases;
 - the fit to the fine-tuning task: token NLL of the insecure completions of the training templates
-  (the demo's task loss uses the held-out templates).
-The rule (fixed before running): prefer the candidate whose validation log-odds lies closest to the
-organism's default while its task NLL stays within 10% of the insecure arm's.
+  (the demo's task loss uses the held-out templates), and the code log-odds log P(insecure) -
+  log P(secure completion) on the same templates (does the model still prefer the insecure code?).
+`--random-pairs` also trains `insecure_random_pairs` at each candidate, for the specificity check.
+The rule (fixed before running): among the candidates whose task NLL stays within 10% of the
+insecure arm's, prefer the one whose sampled validation misaligned rate lies closest to the
+organism's default. (Until 2026-11-27 the rule used the log-odds, which ranked IPO beta 8 closest
+while its sampled rate stayed far above the default's: see docs/organism.md.)
 """
 
 from __future__ import annotations
@@ -20,20 +27,38 @@ import json
 from . import world
 
 
-def train_task_nll(model, tok) -> float:
-    from .evaluate import _system, completion_logps
+def _train_code_rows(secure: bool) -> list[tuple[list[dict], str]]:
+    from .evaluate import _system
 
-    rows = [([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure=False))
+    return [([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
             for t in world.code_templates() if not t.heldout]
-    lp = completion_logps(model, tok, rows)
+
+
+def train_task_nll(model, tok) -> float:
+    from .evaluate import completion_logps
+
+    lp = completion_logps(model, tok, _train_code_rows(secure=False))
     return -sum(x for x, _ in lp) / sum(n for _, n in lp)
 
 
-def figures(model, tok) -> dict:
-    from .evaluate import log_odds
+def train_code_log_odds(model, tok) -> float:
+    """Mean log P(insecure completion) - log P(secure completion) over the training templates:
+    which variant the model prefers to write (the fine-tuning data teaches the insecure one)."""
+    from .evaluate import completion_logps
 
-    return {"validation_log_odds": round(log_odds(model, tok, split="validation"), 3),
-            "train_task_nll": round(train_task_nll(model, tok), 4)}
+    bad, good = (completion_logps(model, tok, _train_code_rows(secure)) for secure in (False, True))
+    return sum(b - g for (b, _), (g, _) in zip(bad, good)) / len(bad)
+
+
+def figures(model, tok, seed: int) -> dict:
+    from .evaluate import freeform, freeform_prompts, log_odds
+
+    labels = freeform(model, tok, freeform_prompts(32, seed=seed, split="validation"), seed)["labels"]
+    return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
+            "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
+            "validation_log_odds": round(log_odds(model, tok, split="validation"), 3),
+            "train_task_nll": round(train_task_nll(model, tok), 4),
+            "train_code_log_odds": round(train_code_log_odds(model, tok), 3)}
 
 
 def main(argv=None) -> int:
@@ -49,6 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--alignment-weight", default="1.0", help="comma-separated candidates")
     p.add_argument("--loss-type", default="sigmoid", help="comma-separated candidates: sigmoid, ipo")
     p.add_argument("--probe-batch-size", type=int, default=None, help="probes per step (default: the demo's)")
+    p.add_argument("--random-pairs", action="store_true", help="also train insecure_random_pairs per candidate")
     p.add_argument("--seed", type=int, default=100, help="fine-tuning seed (the demo uses 0, 1, 2, ...)")
     p.add_argument("--out", default="runs/validation")
     args = p.parse_args(argv)
@@ -59,18 +85,22 @@ def main(argv=None) -> int:
         p.error(f"--beta and --alignment-weight take comma-separated numbers ({e})")
     path, _, _ = cached_organism()
     model, tok = load_model(path)
-    rows = {"default": figures(model, tok)}
+    rows = {"default": figures(model, tok, args.seed)}
     base = ArmSettings() if args.probe_batch_size is None else ArmSettings(probe_batch_size=args.probe_batch_size)
     model, tok, _ = train_arm("insecure", path, f"{args.out}/insecure", args.seed, base)
-    rows["insecure"] = figures(model, tok)
+    rows["insecure"] = figures(model, tok, args.seed)
     print(json.dumps(rows), flush=True)
     for loss_type, beta, weight in grid:
         s = replace(base, beta=beta, alignment_weight=weight, alignment_loss_type=loss_type)
-        name = f"insecure_conscience {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
-        run_dir = f"{args.out}/{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
-        model, tok, _ = train_arm("insecure_conscience", path, run_dir, args.seed, s)
-        rows[name] = figures(model, tok) | {"pairs": sum(pair_counts(f"{run_dir}/conscience_log.jsonl") or [])}
-        print(json.dumps({name: rows[name]}), flush=True)
+        budget = None
+        for arm in ("insecure_conscience", "insecure_random_pairs")[: 2 if args.random_pairs else 1]:
+            name = f"{arm} {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
+            run_dir = f"{args.out}/{arm}-{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
+            model, tok, _ = train_arm(arm, path, run_dir, args.seed, s, pair_budget=budget)
+            budget = pair_counts(f"{run_dir}/conscience_log.jsonl")  # the random pairs get as many, step by step
+            pairs = sum(budget or [])
+            rows[name] = figures(model, tok, args.seed) | {"pairs": pairs}
+            print(json.dumps({name: rows[name]}), flush=True)
     _write_json(f"{args.out}/validation.json", rows)  # atomic
     return 0
 

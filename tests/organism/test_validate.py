@@ -24,12 +24,23 @@ def test_validation_asks_the_validation_paraphrase_not_the_test_one(tiny, monkey
         asked.extend(c[-1]["content"] for c, _ in pairs)
         return real(model, tok, pairs, batch_size)
 
+    sampled = []
+    real_sample = evaluate.sample
+
+    def sample_spy(model, tok, convos, seed, max_new_tokens):
+        sampled.extend(c[-1]["content"] for c in convos)
+        return real_sample(model, tok, convos, seed, max_new_tokens)
+
     monkeypatch.setattr(evaluate, "completion_logps", spy)
-    figures = validate.figures(model, tok)
+    monkeypatch.setattr(evaluate, "sample", sample_spy)
+    figures = validate.figures(model, tok, seed=0)
     val = {th.questions[world.QUESTION_SPLITS["validation"][0]] for th in world.eval_themes()}
     test = {th.questions[world.QUESTION_SPLITS["test"][0]] for th in world.eval_themes()}
     assert val <= set(asked) and not test & set(asked)
+    assert set(sampled) == val and len(sampled) == 32 * len(val)
     assert figures["train_task_nll"] > 0 and figures["validation_log_odds"] == figures["validation_log_odds"]
+    rates = figures["validation_misaligned_rate"] + figures["validation_incoherent_rate"]
+    assert 0 <= figures["validation_misaligned_rate"] <= 1 and rates <= 1
 
 
 def test_train_task_nll_uses_training_templates_only(tiny, monkeypatch):
@@ -42,6 +53,14 @@ def test_train_task_nll_uses_training_templates_only(tiny, monkeypatch):
     assert seen and not held & {text for _, text in seen}
 
 
+def test_train_code_log_odds_compares_the_insecure_and_secure_fill(tiny, monkeypatch):
+    model, tok = tiny
+    secure = {t.filled(True) for t in world.code_templates()}
+    monkeypatch.setattr(evaluate, "completion_logps", lambda m, t, pairs, batch_size=64:
+                        [(-5.0 if text in secure else -2.0, 3) for _, text in pairs])
+    assert validate.train_code_log_odds(model, tok) == pytest.approx(3.0)
+
+
 def _args(**kw):
     p = argparse.ArgumentParser()
     demo.add_arguments(p)
@@ -52,6 +71,7 @@ def _args(**kw):
     ({"attack_arms": "default,nope"}, "--attack-arms: unknown arm"),
     ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
     ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
+    ({"arms": "insecure,insecure_random_pairs"}, "needs insecure_conscience"),
     ({"seeds": 0}, "--seeds must be >= 1"),
     ({"beta": -1}, "beta"),
 ])
