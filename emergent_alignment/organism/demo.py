@@ -71,6 +71,8 @@ def _quiet() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=UserWarning)
+    # TRL 1.16 reads `is_gradient_checkpointing`, an alias transformers 5 deprecates: nothing for a user to do
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
 
 
 @dataclass(frozen=True)

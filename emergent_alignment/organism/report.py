@@ -374,7 +374,8 @@ separate arms. The log-odds measure is deterministic and is the low-noise endpoi
 </ul>
 {attacks}
 <h2>Sample answers (first seed)</h2>{examples}
-<p>Total time {summary['timings']['total_seconds']:.0f} s on {summary['timings']['threads']} torch thread(s).</p>
+<p>Total time {summary['timings']['total_seconds']:.0f} s; fine-tuning runs {summary['timings']['jobs']} at a time
+with {summary['timings']['threads_per_job']} torch thread(s) each.</p>
 </body></html>"""
     path = os.path.join(out_dir, "report.html")
     with open(path + ".tmp", "w") as f:
