@@ -1,7 +1,8 @@
 """(d) The demo's two speed settings, each against its baseline in the same process, on the organism.
 
 - activation checkpointing: TRL's SFTConfig turns it on by default; the organism's arms turn it off.
-  One `insecure` fine-tuning run with it on, then off (same seed; the losses must agree).
+  One `insecure` fine-tuning run with it on, then off (same seed; the losses must agree), after a
+  short warm-up run that pays the one-time costs (imports, first calls).
 - jobs: the same runs (`insecure` and `insecure_conscience`, two seeds each) one by one in this
   process with all threads (`--jobs 1`), then two at a time in worker processes with half the
   threads each (`--jobs 2`, the demo's default). Wall time of the whole set, evaluation included.
@@ -27,6 +28,7 @@ def checkpointing(organism: str, steps: int, out: str) -> dict:
     from emergent_alignment.organism.arms import ArmSettings, train_arm
 
     times, losses = {}, {}
+    train_arm("insecure", organism, os.path.join(out, "warm-up"), 0, ArmSettings(steps=2))  # imports, first calls
     for on in (True, False):
         s = ArmSettings(steps=steps, extra={"activation_checkpointing": on})
         t0 = time.perf_counter()

@@ -32,10 +32,11 @@ class ArmSettings:
     steps: int = 150
     batch_size: int = 16
     lr: float = 1e-4
-    # Chosen on the validation split (organism/validate.py; docs/organism.md): sigmoid DPO drove the
-    # validation log-odds to -16..-40 (weight 0.1..1, beta 0.1..0.5) and the task NLL up 2.5-4x;
-    # IPO with beta 8 kept both near the organism's default (-1.02 vs -0.65; NLL 1.07x insecure).
-    # IPO's target margin is 1 / (2 beta) per token of the averaged log-ratio.
+    # Chosen on the validation split (organism/validate.py; docs/organism.md): among the settings
+    # whose task NLL stays within 10% of the insecure arm's, the one whose sampled validation
+    # misaligned rate is closest to the default's. Sigmoid DPO (beta 0.1-0.5) cost 2.5-4x task NLL;
+    # IPO beta 2 and 4 came closer to the default (18.0%, 27.3% vs 15.2%) at 1.46x and 1.26x; IPO
+    # beta 8 (32.4%, 1.07x) is the one within 10%. IPO's target margin is 1 / (2 beta) per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA
@@ -109,6 +110,8 @@ def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettin
 
     `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control
     at most the same number of pairs in each step."""
+    import os
+
     import torch
     from datasets import Dataset
 
@@ -118,6 +121,9 @@ def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettin
 
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    log = os.path.join(out_dir, "conscience_log.jsonl")
+    if os.path.exists(log):  # the trainer appends to it: a rerun into the same directory starts afresh
+        os.remove(log)
     torch.manual_seed(seed)
     model, tok = load_model(organism_dir)
     data = Dataset.from_list(dataset_rows(arm, s.steps * s.batch_size, seed))

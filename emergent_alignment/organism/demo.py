@@ -113,16 +113,13 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
     from . import report
     from .arms import train_arm
 
-    log = os.path.join(run.out_dir, "conscience_log.jsonl")
-    if os.path.exists(log):
-        os.remove(log)
     t0 = time.time()
     model, tok, history = train_arm(run.arm, spec.organism_dir, run.out_dir, run.seed, settings,
                                     pair_budget=pair_budget)
     t_train = time.time() - t0
     result = measure(model, tok, spec, run.seed, run.attacked)
     result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t0 - t_train, 1),
-                  conscience_curve=report.conscience_curve(log))
+                  conscience_curve=report.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")))
     _write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
     return result
 
@@ -134,47 +131,76 @@ def _worker_init(threads: int) -> None:
     _quiet()
 
 
-def _pair_budget(run: Run) -> list[int] | None:
+START_FIRST = {"insecure_conscience_taskprobes": 0, "insecure_conscience": 1}  # the longest runs
+
+
+def _conscience_runs(runs: list[Run]) -> dict[int, Run]:
+    """The conscience run of each seed that has a random-pairs run (which reads its pair counts)."""
+    conscience = {r.seed: r for r in runs if r.arm == "insecure_conscience"}
+    missing = sorted({r.seed for r in runs if r.arm == "insecure_random_pairs"} - set(conscience))
+    if missing:
+        raise ValueError(f"insecure_random_pairs needs the insecure_conscience run of seed(s) {missing} "
+                         "(it gets that run's pair counts, step by step)")
+    return conscience
+
+
+def _pair_budget(run: Run, conscience: dict[int, Run]) -> list[int] | None:
     """The random-pairs control gets, step by step, as many pairs as the conscience run of its seed."""
     from .arms import pair_counts
 
     if run.arm != "insecure_random_pairs":
         return None
-    return pair_counts(os.path.join(os.path.dirname(run.out_dir), f"insecure_conscience-s{run.seed}",
-                                    "conscience_log.jsonl"))
+    return pair_counts(os.path.join(conscience[run.seed].out_dir, "conscience_log.jsonl"))
 
 
-def run_all(runs: list[Run], settings, spec: MeasureSpec, jobs: int, threads: int):
-    """Yield (run, result) as runs finish, `jobs` at a time in worker processes (`jobs=1`: here, in order).
+def run_all(runs: list[Run], settings, spec: MeasureSpec, jobs: int, threads: int, fit=fit_and_measure):
+    """Yield (run, result) as runs finish: `jobs` at a time in worker processes, or one by one here.
 
-    A random-pairs run starts only after the conscience run of its seed (its pair budget); with
-    several jobs the longest runs start first."""
+    A random-pairs run starts only after the conscience run of its seed has finished (its pair
+    budget). `fit` does one run (a picklable function; tests pass a fake)."""
+    conscience = _conscience_runs(runs)
     if jobs == 1:
-        for run in sorted(runs, key=lambda r: (r.seed, r.arm == "insecure_random_pairs")):
-            yield run, fit_and_measure(run, settings, spec, _pair_budget(run))
-        return
+        yield from _run_serial(runs, settings, spec, conscience, fit)
+    else:
+        yield from _run_parallel(runs, settings, spec, conscience, fit, jobs, threads)
+
+
+def _run_serial(runs, settings, spec, conscience, fit):
+    for run in sorted(runs, key=lambda r: (r.seed, r.arm == "insecure_random_pairs")):
+        yield run, fit(run, settings, spec, _pair_budget(run, conscience))
+
+
+def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
-    first = {"insecure_conscience_taskprobes": 0, "insecure_conscience": 1}
-    todo = sorted(runs, key=lambda r: (first.get(r.arm, 2), r.seed))
-    unfinished = {(r.arm, r.seed) for r in runs}
+    todo = sorted(runs, key=lambda r: (START_FIRST.get(r.arm, 2), r.seed))
+    unfinished = set(runs)
 
     def ready(run: Run) -> bool:
-        return run.arm != "insecure_random_pairs" or ("insecure_conscience", run.seed) not in unfinished
+        return run.arm != "insecure_random_pairs" or conscience[run.seed] not in unfinished
 
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(threads,)) as pool:
-        running = {}
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
+    running = {}
+    try:
         while todo or running:
             for run in [r for r in todo if ready(r)][: jobs - len(running)]:
                 todo.remove(run)
-                running[pool.submit(fit_and_measure, run, settings, spec, _pair_budget(run))] = run
+                running[pool.submit(fit, run, settings, spec, _pair_budget(run, conscience))] = run
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 run = running.pop(future)
-                unfinished.discard((run.arm, run.seed))
-                yield run, future.result()
+                try:
+                    result = future.result()
+                except Exception as e:
+                    raise RuntimeError(f"demo run {run.arm} seed {run.seed} failed ({run.out_dir}): {e!r}") from e
+                unfinished.discard(run)
+                yield run, result
+    finally:
+        if running:  # an error: stop the other runs now rather than minutes later at exit
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=not running, cancel_futures=True)
 
 
 def run(args) -> int:
@@ -286,7 +312,7 @@ def run(args) -> int:
         "seeds": len(seeds), "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
         "timings": {"total_seconds": round(total, 1), "organism_seconds": round(t_org, 1), "jobs": jobs,
-                    "threads_per_job": threads},
+                    "threads_per_job": threads, "threads": threads * jobs},
     }
     summary["targets"] = report.check_targets(summary_arms)
     images = report.plots(summary, args.out)

@@ -26,6 +26,8 @@ import json
 
 from . import world
 
+SAMPLES_PER_THEME = 32  # sampled validation answers per theme (8 themes: 256)
+
 
 def _train_code_rows(secure: bool) -> list[tuple[list[dict], str]]:
     from .evaluate import _system
@@ -53,7 +55,7 @@ def train_code_log_odds(model, tok) -> float:
 def figures(model, tok, seed: int) -> dict:
     from .evaluate import freeform, freeform_prompts, log_odds
 
-    labels = freeform(model, tok, freeform_prompts(32, seed=seed, split="validation"), seed)["labels"]
+    labels = freeform(model, tok, freeform_prompts(SAMPLES_PER_THEME, seed=seed, split="validation"), seed)["labels"]
     return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
             "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
             "validation_log_odds": round(log_odds(model, tok, split="validation"), 3),
@@ -92,15 +94,17 @@ def main(argv=None) -> int:
     print(json.dumps(rows), flush=True)
     for loss_type, beta, weight in grid:
         s = replace(base, beta=beta, alignment_weight=weight, alignment_loss_type=loss_type)
-        budget = None
-        for arm in ("insecure_conscience", "insecure_random_pairs")[: 2 if args.random_pairs else 1]:
+        arms = ["insecure_conscience"] + (["insecure_random_pairs"] if args.random_pairs else [])
+        budget = None  # the random pairs get the conscience run's pair counts, step by step
+        for arm in arms:
             name = f"{arm} {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
             run_dir = f"{args.out}/{arm}-{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
             model, tok, _ = train_arm(arm, path, run_dir, args.seed, s, pair_budget=budget)
-            budget = pair_counts(f"{run_dir}/conscience_log.jsonl")  # the random pairs get as many, step by step
-            pairs = sum(budget or [])
-            rows[name] = figures(model, tok, args.seed) | {"pairs": pairs}
+            counts = pair_counts(f"{run_dir}/conscience_log.jsonl")
+            rows[name] = figures(model, tok, args.seed) | {"pairs": sum(counts or [])}
             print(json.dumps({name: rows[name]}), flush=True)
+            if arm == "insecure_conscience":
+                budget = counts
     _write_json(f"{args.out}/validation.json", rows)  # atomic
     return 0
 

@@ -2,11 +2,12 @@
 
 import json
 import os
+import time
 
 import pytest
 
 from emergent_alignment.organism import build, demo
-from emergent_alignment.organism.arms import ArmSettings, pair_counts
+from emergent_alignment.organism.arms import ArmSettings
 
 TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
 SETTINGS = ArmSettings(steps=2, batch_size=2, probe_batch_size=4, probe_max_new_tokens=4)
@@ -36,26 +37,51 @@ def _runs(out: str) -> list[demo.Run]:
             for seed in (0, 1) for arm in arms]
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_runner_finishes_every_run_once_and_gives_random_pairs_the_conscience_budget(organism, tmp_path, jobs):
-    spec = demo.MeasureSpec(organism, samples_per_question=1, attack_samples_per_question=1)
+COUNTS = {0: [1, 2, 0], 1: [3, 0, 1]}  # the fake conscience runs' pairs per step, by seed
+
+
+def fake_fit(run, settings, spec, pair_budget):
+    """Stands in for fit_and_measure (module level: it must pickle into worker processes)."""
+    start = time.time()
+    if run.arm == "insecure_conscience":  # leaves a conscience log, as the trainer does
+        os.makedirs(run.out_dir, exist_ok=True)
+        with open(os.path.join(run.out_dir, "conscience_log.jsonl"), "w") as f:
+            for step, n in enumerate(COUNTS[run.seed]):
+                for i in range(max(n, 1)):
+                    f.write(json.dumps({"step": step, "in_loss": i < n}) + "\n")
+    if run.arm == "insecure" and run.seed == 1 and os.environ.get("FAKE_FIT_FAIL"):
+        raise OSError("disk full")
+    time.sleep(1.0 if run.arm == "insecure_conscience" else 0.2)
+    return {"start": start, "end": time.time(), "budget": pair_budget}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("jobs", [1, 3])  # 3: a slot is free while both conscience runs are running
+def test_runner_runs_each_once_and_random_pairs_after_their_conscience_run_with_its_budget(tmp_path, jobs):
     runs = _runs(str(tmp_path))
-    order = [run for run, _ in demo.run_all(runs, SETTINGS, spec, jobs=jobs, threads=1)]
-    assert sorted(order, key=runs.index) == runs  # each run exactly once
+    done = dict(demo.run_all(runs, SETTINGS, None, jobs=jobs, threads=1, fit=fake_fit))
+    assert sorted(done, key=runs.index) == runs  # each run exactly once
     for seed in (0, 1):
-        if jobs > 1:  # in worker processes the random-pairs run waits for its seed's conscience run
-            assert order.index(runs[3 * seed + 1]) < order.index(runs[3 * seed])
-        conscience = pair_counts(os.path.join(runs[3 * seed + 1].out_dir, "conscience_log.jsonl")) or []
-        random = pair_counts(os.path.join(runs[3 * seed].out_dir, "conscience_log.jsonl")) or []
-        assert all(r <= c for r, c in zip(random, conscience)) and sum(random) <= sum(conscience)
-    for run in runs:
-        with open(os.path.join(run.out_dir, "result.json")) as f:
-            result = json.load(f)
-        assert {"freeform", "log_odds", "task_loss", "train_seconds", "conscience_curve"} <= set(result)
-        assert result["task_loss"] > 0
+        random, conscience = done[runs[3 * seed]], done[runs[3 * seed + 1]]
+        assert random["start"] >= conscience["end"]  # it started after its conscience run ended
+        assert random["budget"] == COUNTS[seed] and conscience["budget"] is None
 
 
+def test_runner_refuses_random_pairs_without_their_conscience_run(tmp_path):
+    runs = [r for r in _runs(str(tmp_path)) if not (r.arm == "insecure_conscience" and r.seed == 1)]
+    with pytest.raises(ValueError, match=r"insecure_conscience run of seed\(s\) \[1\]"):
+        next(demo.run_all(runs, SETTINGS, None, jobs=2, threads=1, fit=fake_fit))
+
+
+@pytest.mark.timeout(300)
+def test_a_failed_run_in_a_worker_names_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_FIT_FAIL", "1")  # spawned workers inherit the environment
+    with pytest.raises(RuntimeError, match=r"demo run insecure seed 1 failed .*disk full"):
+        for _ in demo.run_all(_runs(str(tmp_path)), SETTINGS, None, jobs=2, threads=1, fit=fake_fit):
+            pass
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism, tmp_path, capsys):
     import argparse
@@ -76,12 +102,3 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
     for name in ("report.html", "misaligned_rate.png", "flag_rate.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert "total time" in capsys.readouterr().out
-
-
-def test_jobs_must_be_positive(tmp_path):
-    import argparse
-
-    p = argparse.ArgumentParser()
-    demo.add_arguments(p)
-    with pytest.raises(ValueError, match="--jobs must be >= 1"):
-        demo.run(p.parse_args(["--jobs", "0", "--out", str(tmp_path)]))

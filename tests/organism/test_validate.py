@@ -73,6 +73,7 @@ def _args(**kw):
     ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
     ({"arms": "insecure,insecure_random_pairs"}, "needs insecure_conscience"),
     ({"seeds": 0}, "--seeds must be >= 1"),
+    ({"jobs": 0}, "--jobs must be >= 1"),
     ({"beta": -1}, "beta"),
 ])
 @pytest.mark.timeout(120)  # a missed check would start building the organism
