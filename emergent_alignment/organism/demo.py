@@ -260,7 +260,7 @@ def run(args) -> int:
     curves: dict[str, list[dict]] = {}
     timings: dict[str, list[float]] = {}
     spec = MeasureSpec(org_dir, args.samples_per_question, args.attack_samples_per_question)
-    jobs = max(1, min(args.jobs, len(seeds) * len(arms)))
+    jobs = min(args.jobs, len(seeds) * len(arms))  # both >= 1, checked above
     threads = max(1, torch.get_num_threads() // jobs)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -275,9 +275,9 @@ def run(args) -> int:
         runs = [Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
                 for s in seeds for arm in arms]
         progress.update(task, description=f"fine-tuning and evaluating {len(runs)} runs, {jobs} at a time")
-        done: dict[tuple[str, int], dict] = {}
+        done: dict[Run, dict] = {}
         for run, result in run_all(runs, settings, spec, jobs, threads):
-            done[run.arm, run.seed] = result
+            done[run] = result
             progress.advance(task)
             curve = result["conscience_curve"]
             labels = result["freeform"]["labels"]
@@ -285,7 +285,7 @@ def run(args) -> int:
                           f"log-odds {result['log_odds']:+.2f}, train {result['train_seconds']:.0f} s"
                           + (f", pairs {curve['total_pairs']}" if curve else ""))
         for run in runs:  # in seed order, whatever order they finished in
-            result = done[run.arm, run.seed]
+            result = done[run]
             per_arm.setdefault(run.arm, []).append(result)
             if result["conscience_curve"]:
                 curves.setdefault(run.arm, []).append(result["conscience_curve"])
