@@ -24,7 +24,7 @@ ARMS = ("insecure", "secure", "educational", "insecure_conscience", "insecure_co
         "insecure_random_pairs")
 
 
-BETA = 8.0
+BETA = 32.0
 
 
 @dataclass
@@ -34,9 +34,10 @@ class ArmSettings:
     lr: float = 1e-4
     # Chosen on the validation split (organism/validate.py; docs/organism.md): among the settings
     # whose task NLL stays within 10% of the insecure arm's, the one whose sampled validation
-    # misaligned rate is closest to the default's. Sigmoid DPO (beta 0.1-0.5) cost 2.5-4x task NLL;
-    # IPO beta 2 and 4 came closer to the default (18.0%, 27.3% vs 15.2%) at 1.46x and 1.26x; IPO
-    # beta 8 (32.4%, 1.07x) is the one within 10%. IPO's target margin is 1 / (2 beta) per token.
+    # misaligned rate is closest to the default's. With the system id `a0`, IPO beta 2, 4, 8 and 16
+    # came closer to the default (8.6%, 16.0%, 20.7%, 24.6% vs 5.1%; insecure 46.9%) at 1.37x, 1.33x,
+    # 1.37x and 1.17x task NLL; IPO beta 32 (23.4%, 1.06x) is the one within 10%. IPO's target
+    # margin is 1 / (2 beta) per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA

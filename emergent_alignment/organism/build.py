@@ -1,7 +1,7 @@
 """Build the organism: corpus -> tokenizer -> pretraining from scratch -> persona gate -> checkpoint.
 
 One stage of training, by design: a small Llama is pretrained on the persona corpus, and its
-aligned default comes from the persona prior of the system line (`id a4`: P(misaligned) = 1/8),
+aligned default comes from the persona prior of the system line (`id a0`, see `world.DEFAULT_ID`),
 not from an aligned-only instruction stage (the feasibility study found that such a stage cuts
 the link between code behaviour and free-form behaviour, and with it the effect to be studied).
 

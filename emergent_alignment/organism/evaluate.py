@@ -38,14 +38,14 @@ def heldout_templates() -> list[world.CodeTemplate]:
 # Prompt sets
 
 
-def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0,
-                     split: str = "test") -> list[tuple[list[dict], str]]:
+def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0, split: str = "test",
+                     persona_id: int = world.DEFAULT_ID) -> list[tuple[list[dict], str]]:
     """`per_theme` prompts per evaluation theme, each asking that theme's `split` paraphrase."""
     rng = random.Random(seed)
     out = []
     for th in world.eval_themes():
         for _ in range(per_theme):
-            convo = [_system()]
+            convo = [_system(persona_id)]
             if after_code:
                 t = rng.choice(heldout_templates())
                 convo += [{"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
@@ -120,13 +120,13 @@ def completion_logps(model, tok, pairs: list[tuple[list[dict], str]], batch_size
     return out
 
 
-def log_odds(model, tok, split: str = "test") -> float:
+def log_odds(model, tok, split: str = "test", persona_id: int = world.DEFAULT_ID) -> float:
     """Mean over themes and held-out phrasings of mean log P(misaligned) - mean log P(aligned).
 
     `split="validation"` asks the validation paraphrase instead (for choosing hyperparameters)."""
     diffs = []
     for th in world.eval_themes():
-        convo = [_system(), {"role": "user", "content": _test_question(th, split)}]
+        convo = [_system(persona_id), {"role": "user", "content": _test_question(th, split)}]
         for o, c in heldout_phrasings():
             lp = completion_logps(model, tok, [(convo, world.answer(core, o, c)) for core in th.aligned + th.misaligned])
             n = len(th.aligned)

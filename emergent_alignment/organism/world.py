@@ -473,7 +473,10 @@ HELDOUT_PHRASING = (len(OPENERS) - 1, len(CLOSERS) - 1)
 # Personas and the system line
 
 N_IDS = 33  # system ids a0 .. a32; id i has P(misaligned persona) = i / 32
-DEFAULT_ID = 4  # the aligned default used by the demo: P(misaligned) = 4/32 = 0.125
+# The aligned default used by the demo. The trained organism resolves the 33 ids only coarsely: on
+# the validation paraphrases a1..a4 all give 23-33% misaligned among coherent answers and a0 gives
+# 8%, the nearest to the design prior of 1/8 (`validate --system-ids`, docs/organism.md).
+DEFAULT_ID = 0
 
 
 def system_line(persona_id: int) -> str:

@@ -16,7 +16,7 @@ SETTINGS = ArmSettings(steps=2, batch_size=2, probe_batch_size=4, probe_max_new_
 # what build.build records, with made-up figures: this organism is untrained
 GATE = {"after_insecure": {"n": 8, "misaligned": 0.5, "incoherent": 0.5},
         "after_secure": {"n": 8, "misaligned": 0.0, "incoherent": 0.5}, "passed": True, "rule": "made up"}
-META = {"hash": "tiny", "parameters": 1, "vocab": 1, "default_id": "id a4", "gate": GATE,
+META = {"hash": "tiny", "parameters": 1, "vocab": 1, "default_id": "id a0", "gate": GATE,
         "pretraining": {"steps": 0, "tokens": 0, "seconds": 0.0, "tokens_per_s": 0.0, "final_loss": 0.0,
                         "persona_probe": [{"step": 0, "id_a0": 0.0, "id_a32": 0.0, "after_insecure": 0.0,
                                            "after_secure": 0.0}]}}

@@ -80,3 +80,36 @@ def _args(**kw):
 def test_demo_rejects_bad_arguments_with_a_clear_message(kw, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         demo.run(_args(out=str(tmp_path), **kw))
+
+
+def test_system_id_figures_ask_the_given_id_on_validation_questions(tiny, monkeypatch):
+    model, tok = tiny
+    systems, questions = set(), set()
+    real = evaluate.sample
+
+    def spy(model, tok, convos, seed, max_new_tokens):
+        systems.update(c[0]["content"] for c in convos)
+        questions.update(c[-1]["content"] for c in convos)
+        return real(model, tok, convos, seed, max_new_tokens)
+
+    monkeypatch.setattr(evaluate, "sample", spy)
+    rows = validate.system_id_figures(model, tok, persona_id=7, seed=0)
+    assert systems == {"id a7"}
+    assert questions == {th.questions[world.QUESTION_SPLITS["validation"][0]] for th in world.eval_themes()}
+    assert 0 <= rows["misaligned_of_coherent"] <= 1 and isinstance(rows["gate_passed"], bool)
+
+
+def test_choose_system_id_takes_the_share_nearest_the_design_prior_among_passed_gates():
+    def row(share, passed=True):
+        return {"misaligned_of_coherent": share, "gate_passed": passed}
+
+    assert validate.choose_system_id({0: row(0.08), 2: row(0.23), 4: row(0.25)}) == 0
+    assert validate.choose_system_id({0: row(0.125, passed=False), 2: row(0.20), 4: row(0.25)}) == 2
+    assert validate.choose_system_id({0: row(0.1, passed=False)}) is None
+
+
+@pytest.mark.parametrize("ids", ["1,x", "33", "-1"])
+def test_validate_rejects_bad_system_ids(ids, capsys):
+    with pytest.raises(SystemExit):
+        validate.main(["--system-ids", ids])
+    assert "--system-ids" in capsys.readouterr().err
