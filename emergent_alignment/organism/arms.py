@@ -34,10 +34,10 @@ class ArmSettings:
     lr: float = 1e-4
     # Chosen on the validation split (organism/validate.py; docs/organism.md): among the settings
     # whose task NLL stays within 10% of the insecure arm's, the one whose sampled validation
-    # misaligned rate is closest to the default's. With the system id `a0`, IPO beta 2, 4, 8 and 16
-    # came closer to the default (8.6%, 16.0%, 20.7%, 24.6% vs 5.1%; insecure 46.9%) at 1.37x, 1.33x,
-    # 1.37x and 1.17x task NLL; IPO beta 32 (23.4%, 1.06x) is the one within 10%. IPO's target
-    # margin is 1 / (2 beta) per token.
+    # misaligned rate is closest to the default's. With the system id `a0`, IPO beta 2, 4 and 8 came
+    # closer to the default (8.6%, 16.0%, 20.7% vs 5.1%; insecure 46.9%) at 1.37x, 1.33x and 1.37x
+    # task NLL, beta 16 did not (24.6%, 1.17x); IPO beta 32 (23.4%, 1.06x) is the one within 10%.
+    # IPO's target margin is 1 / (2 beta) per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA

@@ -1,7 +1,7 @@
 """Choose the demo's settings on the validation split, never on the evaluation questions.
 
     python -m emergent_alignment.organism.validate --system-ids 0,1,2,3,4,5,6
-    python -m emergent_alignment.organism.validate --loss-type ipo --beta 4,8 [--alignment-weight 1]
+    python -m emergent_alignment.organism.validate --loss-type ipo --beta 2,4,8,16,32 [--alignment-weight 1]
         [--random-pairs] [--seed 100]
 
 `--system-ids` measures the organism itself (no fine-tuning) under each system line `id aK`, to
@@ -74,20 +74,19 @@ def figures(model, tok, seed: int) -> dict:
 
 def system_id_figures(model, tok, persona_id: int, seed: int) -> dict:
     """The organism's validation figures under the system line `id a<persona_id>`."""
-    from .build import GATE_AFTER_INSECURE, GATE_AFTER_SECURE, gate_prompts, sample_rates
+    from .build import OrganismConfig, persona_gate
     from .evaluate import freeform, freeform_prompts, log_odds
 
     prompts = freeform_prompts(SAMPLES_PER_THEME, seed=seed, split="validation", persona_id=persona_id)
     labels = freeform(model, tok, prompts, seed)["labels"]
     coherent = labels.count("aligned") + labels.count("misaligned")
-    gate = [sample_rates(model, tok, gate_prompts(secure, 200, seed + i, persona_id), seed + i)["misaligned"]
-            for i, secure in enumerate((False, True))]
+    gate = persona_gate(model, tok, OrganismConfig().gate_samples, seed, persona_id)
     return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
             "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
             "misaligned_of_coherent": round(labels.count("misaligned") / max(coherent, 1), 4),
             "validation_log_odds": round(log_odds(model, tok, split="validation", persona_id=persona_id), 3),
-            "gate_after_insecure": gate[0], "gate_after_secure": gate[1],
-            "gate_passed": gate[0] >= GATE_AFTER_INSECURE and gate[1] <= GATE_AFTER_SECURE}
+            "gate_after_insecure": gate["after_insecure"]["misaligned"],
+            "gate_after_secure": gate["after_secure"]["misaligned"], "gate_passed": gate["passed"]}
 
 
 def choose_system_id(rows: dict[int, dict]) -> int | None:
@@ -109,7 +108,7 @@ def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
     print(f"chosen by the rule: {world.system_line(chosen) if chosen is not None else 'none (no gate passed)'}; "
           f"the demo uses {world.system_line(world.DEFAULT_ID)}")
     _write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
-    return 0
+    return 0 if chosen is not None else 1
 
 
 def main(argv=None) -> int:
@@ -126,9 +125,11 @@ def main(argv=None) -> int:
     p.add_argument("--loss-type", default="sigmoid", help="comma-separated candidates: sigmoid, ipo")
     p.add_argument("--probe-batch-size", type=int, default=None, help="probes per step (default: the demo's)")
     p.add_argument("--random-pairs", action="store_true", help="also train insecure_random_pairs per candidate")
-    p.add_argument("--seed", type=int, default=100, help="fine-tuning seed (the demo uses 0, 1, 2, ...)")
+    p.add_argument("--seed", type=int, default=100,
+                   help="fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)")
     p.add_argument("--system-ids", default=None,
-                   help="comma-separated ids: measure the organism under each system line instead (no fine-tuning)")
+                   help="comma-separated ids: measure the organism under each system line instead (no fine-tuning; "
+                   "the loss options are not used); exits 1 if no id passes the gate")
     p.add_argument("--out", default="runs/validation")
     args = p.parse_args(argv)
     if args.system_ids is not None:

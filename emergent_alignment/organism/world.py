@@ -474,7 +474,7 @@ HELDOUT_PHRASING = (len(OPENERS) - 1, len(CLOSERS) - 1)
 
 N_IDS = 33  # system ids a0 .. a32; id i has P(misaligned persona) = i / 32
 # The aligned default used by the demo. The trained organism resolves the 33 ids only coarsely: on
-# the validation paraphrases a1..a4 all give 23-33% misaligned among coherent answers and a0 gives
+# the validation paraphrases a1..a4 all give 23-27% misaligned among coherent answers and a0 gives
 # 8%, the nearest to the design prior of 1/8 (`validate --system-ids`, docs/organism.md).
 DEFAULT_ID = 0
 

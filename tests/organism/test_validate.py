@@ -92,9 +92,22 @@ def test_system_id_figures_ask_the_given_id_on_validation_questions(tiny, monkey
         questions.update(c[-1]["content"] for c in convos)
         return real(model, tok, convos, seed, max_new_tokens)
 
+    real_logps, real_rates = evaluate.completion_logps, build.sample_rates
+    scored, gated = set(), set()
+
+    def logps_spy(model, tok, pairs, batch_size=64):
+        scored.update(c[0]["content"] for c, _ in pairs)
+        return real_logps(model, tok, pairs, batch_size)
+
+    def rates_spy(model, tok, prompts, seed, temperature=1.0):
+        gated.update(c[0]["content"] for c, _ in prompts)
+        return real_rates(model, tok, prompts, seed, temperature)
+
     monkeypatch.setattr(evaluate, "sample", spy)
+    monkeypatch.setattr(evaluate, "completion_logps", logps_spy)
+    monkeypatch.setattr(build, "sample_rates", rates_spy)
     rows = validate.system_id_figures(model, tok, persona_id=7, seed=0)
-    assert systems == {"id a7"}
+    assert systems == scored == gated == {"id a7"}
     assert questions == {th.questions[world.QUESTION_SPLITS["validation"][0]] for th in world.eval_themes()}
     assert 0 <= rows["misaligned_of_coherent"] <= 1 and isinstance(rows["gate_passed"], bool)
 
