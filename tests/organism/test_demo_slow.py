@@ -9,10 +9,25 @@ tests/organism/margins_offline.py reruns them). Takes about 17 minutes on 2 CPU 
 cache (12.5 of them building the organism).
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 EM_MARGIN = 1.0  # five seeds (0-4, system id a0) gave EM margins 4.11-4.23 and EA margins 2.75-3.20
 EA_MARGIN = 1.0
+
+
+def _build_as_make_demo_does() -> None:
+    """Build the organism in a fresh process, as `make demo` does. The build is deterministic in a
+    fresh process, but its floating-point path depends on the process's state: built inside this
+    test session it once came out a different organism (its gate failed at the demo's id a0 with
+    18.5%, docs/organism.md). A fresh process tests the organism users get."""
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    code = "from emergent_alignment.organism.build import cached_organism; cached_organism()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -23,7 +38,8 @@ def test_organism_shows_emergent_misalignment_and_emergent_alignment(tmp_path):
     from emergent_alignment.organism.build import cached_organism
     from emergent_alignment.organism.evaluate import log_odds
 
-    path, meta, _ = cached_organism()  # raises GateFailed if the persona gate fails
+    _build_as_make_demo_does()
+    path, meta, _ = cached_organism()  # the one just built; raises GateFailed if the persona gate fails
     assert meta["gate"]["passed"]
     model, tok = load_model(path)
     default = log_odds(model, tok)
