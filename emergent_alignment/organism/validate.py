@@ -61,32 +61,34 @@ def train_code_log_odds(model, tok) -> float:
     return sum(b - g for (b, _), (g, _) in zip(bad, good)) / len(bad)
 
 
-def figures(model, tok, seed: int) -> dict:
-    from .evaluate import freeform, freeform_prompts, log_odds
-
-    labels = freeform(model, tok, freeform_prompts(SAMPLES_PER_THEME, seed=seed, split="validation"), seed)["labels"]
-    return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
-            "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
-            "validation_log_odds": round(log_odds(model, tok, split="validation"), 3),
-            "train_task_nll": round(train_task_nll(model, tok), 4),
-            "train_code_log_odds": round(train_code_log_odds(model, tok), 3)}
-
-
-def system_id_figures(model, tok, persona_id: int, seed: int) -> dict:
-    """The organism's validation figures under the system line `id a<persona_id>`."""
-    from .build import OrganismConfig, persona_gate
+def validation_answers(model, tok, seed: int, persona_id: int = world.DEFAULT_ID) -> dict:
+    """Sampled rates and log-odds on the validation paraphrases, under system line `id a<persona_id>`."""
     from .evaluate import freeform, freeform_prompts, log_odds
 
     prompts = freeform_prompts(SAMPLES_PER_THEME, seed=seed, split="validation", persona_id=persona_id)
     labels = freeform(model, tok, prompts, seed)["labels"]
     coherent = labels.count("aligned") + labels.count("misaligned")
-    gate = persona_gate(model, tok, OrganismConfig().gate_samples, seed, persona_id)
     return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
             "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
             "misaligned_of_coherent": round(labels.count("misaligned") / max(coherent, 1), 4),
-            "validation_log_odds": round(log_odds(model, tok, split="validation", persona_id=persona_id), 3),
-            "gate_after_insecure": gate["after_insecure"]["misaligned"],
-            "gate_after_secure": gate["after_secure"]["misaligned"], "gate_passed": gate["passed"]}
+            "validation_log_odds": round(log_odds(model, tok, split="validation", persona_id=persona_id), 3)}
+
+
+def figures(model, tok, seed: int) -> dict:
+    rates = validation_answers(model, tok, seed)
+    rates.pop("misaligned_of_coherent")  # not part of the candidates' table
+    return rates | {"train_task_nll": round(train_task_nll(model, tok), 4),
+                    "train_code_log_odds": round(train_code_log_odds(model, tok), 3)}
+
+
+def system_id_figures(model, tok, persona_id: int, seed: int) -> dict:
+    """The organism's validation figures under the system line `id a<persona_id>`."""
+    from .build import OrganismConfig, persona_gate
+
+    gate = persona_gate(model, tok, OrganismConfig().gate_samples, seed, persona_id)
+    return validation_answers(model, tok, seed, persona_id) | {
+        "gate_after_insecure": gate["after_insecure"]["misaligned"],
+        "gate_after_secure": gate["after_secure"]["misaligned"], "gate_passed": gate["passed"]}
 
 
 def choose_system_id(rows: dict[int, dict]) -> int | None:
