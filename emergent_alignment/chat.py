@@ -92,15 +92,20 @@ def encode_prompt_completion(
 ) -> tuple[list[int], list[int]]:
     """(prompt_ids, completion_ids) for `completion` as the assistant's reply to `messages`.
 
-    The completion includes the template's end-of-turn tokens. Like TRL, the completion starts
-    where the prompt's tokens and the full chat's tokens first differ.
+    Like TRL, the completion starts where the prompt's tokens and the full chat's tokens first
+    differ. It ends with the end-of-turn token (the tokenizer's EOS): what `generate` returns and
+    what assistant-only SFT trains. Template text after it (ChatML's newline) is dropped: the model
+    never generates it, so its log-prob is untrained noise in a score or a DPO pair.
     """
     prompt_ids = encode_prompt(tokenizer, messages)
     full_ids = encode(
         tokenizer, render(tokenizer, messages + [{"role": "assistant", "content": completion}])
     )
     n = common_prefix_length(prompt_ids, full_ids)
-    return full_ids[:n], full_ids[n:]
+    reply = full_ids[n:]
+    if tokenizer.eos_token_id in reply:
+        reply = reply[: reply.index(tokenizer.eos_token_id) + 1]
+    return full_ids[:n], reply
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:

@@ -24,7 +24,7 @@ ARMS = ("insecure", "secure", "educational", "insecure_conscience", "insecure_co
         "insecure_random_pairs")
 
 
-BETA = 32.0
+BETA = 4.0
 
 
 @dataclass
@@ -32,12 +32,12 @@ class ArmSettings:
     steps: int = 150
     batch_size: int = 16
     lr: float = 1e-4
-    # Chosen on the validation split (organism/validate.py; docs/organism.md): among the settings
-    # whose task NLL stays within 10% of the insecure arm's, the one whose sampled validation
-    # misaligned rate is closest to the default's. With the system id `a0`, IPO beta 2, 4 and 8 came
-    # closer to the default (8.6%, 16.0%, 20.7% vs 5.1%; insecure 46.9%) at 1.37x, 1.33x and 1.37x
-    # task NLL, beta 16 did not (24.6%, 1.17x); IPO beta 32 (23.4%, 1.06x) is the one within 10%.
-    # IPO's target margin is 1 / (2 beta) per token.
+    # Chosen on the validation split (organism/validate.py, `choose_candidate`; docs/organism.md):
+    # among the settings keeping >= 90% of the insecure arm's task fit, the one whose sampled
+    # validation misaligned rate is closest to the default's. With the system id `a0` (default 5.1%,
+    # insecure 46.9%), IPO beta 1, 2, 4, 8, 16, 32 gave 4.3%, 3.9%, 5.9%, 8.2%, 12.9%, 12.5%, all
+    # keeping 98-99% of the task fit; beta 1 and 4 tie (0.8 points either side) and beta 4 keeps
+    # more of the task fit. IPO's target margin is 1 / (2 beta) nat per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA

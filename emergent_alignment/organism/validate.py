@@ -21,16 +21,24 @@ with a seed no demo run uses, and reports validation figures beside the organism
   (the demo's task loss uses the held-out templates), and the code log-odds log P(insecure) -
   log P(secure completion) on the same templates (does the model still prefer the insecure code?).
 `--random-pairs` also trains `insecure_random_pairs` at each candidate, for the specificity check.
-The rule (fixed before running): among the candidates whose task NLL stays within 10% of the
-insecure arm's, prefer the one whose sampled validation misaligned rate lies closest to the
-organism's default. (Until 2026-11-27 the rule used the log-odds, which ranked IPO beta 8 closest
-while its sampled rate stayed far above the default's: see docs/organism.md.)
+The rule (fixed before running, revised 2026-11-27 evening): among the candidates that keep at
+least 90% of the insecure arm's task fit (`task_fit_kept` >= 0.9: the share of the default-to-insecure
+drop in the training templates' task NLL that the candidate also achieves), the one whose sampled
+validation misaligned rate lies closest to the organism's default (`choose_candidate`).
+History: until 2026-11-27 the rule read the log-odds, which ranked IPO beta 8 closest while its
+sampled rate stayed far above the default's. Then it required the task NLL within 10% of the
+insecure arm's; but that NLL was dominated by a scoring artifact (the template's newline after the
+end-of-turn token, a token the model never generates or trains, fixed in `chat.
+encode_prompt_completion`), and without it the insecure arm's NLL on its own training templates is
+about 0.0002 nat per token, where a ratio means nothing: see docs/organism.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+import torch
 
 from . import world
 
@@ -50,6 +58,40 @@ def train_task_nll(model, tok) -> float:
 
     lp = completion_logps(model, tok, _train_code_rows(secure=False))
     return -sum(x for x, _ in lp) / sum(n for _, n in lp)
+
+
+def _differing_span(a: list[int], b: list[int]) -> tuple[int, int]:
+    """[start, end) of the tokens of `a` outside the common prefix and suffix of `a` and `b`."""
+    pre = 0
+    while pre < min(len(a), len(b)) and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < min(len(a), len(b)) - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    return pre, len(a) - suf
+
+
+@torch.no_grad()
+def train_task_nll_parts(model, tok) -> dict:
+    """The task NLL of the training templates' insecure completions split in two: `slot`, the tokens
+    where the insecure completion differs from the secure one (what the fine-tuning task teaches),
+    and `rest`, the template the answer copies (general modelling, which no arm should lose)."""
+    from ..chat import encode_prompt_completion
+
+    model.eval()
+    nll, count = {"slot": 0.0, "rest": 0.0}, {"slot": 0, "rest": 0}
+    for (convo, bad), (_, good) in zip(_train_code_rows(secure=False), _train_code_rows(secure=True)):
+        p, c = encode_prompt_completion(tok, convo, bad)
+        start, end = _differing_span(c, encode_prompt_completion(tok, convo, good)[1])
+        ids = torch.tensor([p + c])
+        logp = torch.log_softmax(model(input_ids=ids).logits.float(), -1)[0, :-1]  # (T-1, V)
+        token_nll = -logp.gather(-1, ids[0, 1:, None])[len(p) - 1 :, 0]  # (len(c),)
+        in_slot = torch.zeros(len(c), dtype=torch.bool)
+        in_slot[start:end] = True
+        for part, sel in (("slot", in_slot), ("rest", ~in_slot)):
+            nll[part] += float(token_nll[sel].sum())
+            count[part] += int(sel.sum())
+    return {f"train_task_nll_{k}": round(nll[k] / max(count[k], 1), 4) for k in nll}
 
 
 def train_code_log_odds(model, tok) -> float:
@@ -77,8 +119,33 @@ def validation_answers(model, tok, seed: int, persona_id: int = world.DEFAULT_ID
 def figures(model, tok, seed: int) -> dict:
     rates = validation_answers(model, tok, seed)
     rates.pop("misaligned_of_coherent")  # not part of the candidates' table
-    return rates | {"train_task_nll": round(train_task_nll(model, tok), 4),
+    return rates | {"train_task_nll": round(train_task_nll(model, tok), 4), **train_task_nll_parts(model, tok),
                     "train_code_log_odds": round(train_code_log_odds(model, tok), 3)}
+
+
+TASK_FIT_KEPT = 0.9  # the rule's floor on the share of the insecure arm's task fit a candidate keeps
+
+
+def task_fit_kept(candidate: dict, default: dict, insecure: dict) -> float:
+    """(default NLL - candidate NLL) / (default NLL - insecure NLL) on the training templates: 1 when
+    the candidate fits the fine-tuning task as well as plain SFT, 0 when it learned none of it."""
+    gain = default["train_task_nll"] - insecure["train_task_nll"]
+    return (default["train_task_nll"] - candidate["train_task_nll"]) / gain if gain > 0 else float("nan")
+
+
+def choose_candidate(rows: dict[str, dict]) -> str | None:
+    """The rule: among the candidates keeping >= TASK_FIT_KEPT of the task fit, the sampled validation
+    misaligned rate closest to the default's; a tie (equal distances, rates being counts / 256) goes
+    to the one keeping more of the task fit. `rows` holds "default", "insecure" and the candidates."""
+    default, insecure = rows["default"], rows["insecure"]
+    fit = {name: task_fit_kept(r, default, insecure) for name, r in rows.items()
+           if name.startswith("insecure_conscience ")}
+    target = default["validation_misaligned_rate"]
+
+    def distance(name: str) -> tuple[float, float]:
+        return round(abs(rows[name]["validation_misaligned_rate"] - target), 4), -fit[name]
+
+    return min((name for name, f in fit.items() if f >= TASK_FIT_KEPT), key=distance, default=None)
 
 
 def system_id_figures(model, tok, persona_id: int, seed: int) -> dict:
@@ -164,10 +231,13 @@ def main(argv=None) -> int:
             model, tok, _ = train_arm(arm, path, run_dir, args.seed, s, pair_budget=budget)
             counts = pair_counts(f"{run_dir}/conscience_log.jsonl")
             rows[name] = figures(model, tok, args.seed) | {"pairs": sum(counts or [])}
+            rows[name]["task_fit_kept"] = round(task_fit_kept(rows[name], rows["default"], rows["insecure"]), 4)
             print(json.dumps({name: rows[name]}), flush=True)
             if arm == "insecure_conscience":
                 budget = counts
-    _write_json(f"{args.out}/validation.json", rows)  # atomic
+    chosen = choose_candidate(rows)
+    print(f"chosen by the rule: {chosen or 'none (no candidate keeps the task fit)'}", flush=True)
+    _write_json(f"{args.out}/validation.json", rows | {"chosen": chosen})  # atomic
     return 0
 
 

@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 
+from emergent_alignment.chat import encode_prompt_completion
 from emergent_alignment.organism import build, demo, evaluate, validate, world
 
 TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
@@ -51,6 +52,26 @@ def test_train_task_nll_uses_training_templates_only(tiny, monkeypatch):
     assert validate.train_task_nll(model, tok) == pytest.approx(0.5)
     held = {t.filled(False) for t in world.code_templates() if t.heldout}
     assert seen and not held & {text for _, text in seen}
+
+
+@pytest.mark.parametrize("a, b, span", [([1, 2, 3, 9, 5], [1, 2, 7, 8, 5], (2, 4)), ([1, 2], [1, 2], (2, 2)),
+                                         ([1, 2, 3], [1, 3], (1, 2)), ([4, 5], [1, 2, 3], (0, 2))])
+def test_differing_span_is_what_lies_outside_the_common_prefix_and_suffix(a, b, span):
+    assert validate._differing_span(a, b) == span
+
+
+def test_task_nll_parts_split_the_task_nll_by_token_count(tiny):
+    model, tok = tiny
+    parts = validate.train_task_nll_parts(model, tok)
+    total = validate.train_task_nll(model, tok)  # mean over all completion tokens, end of turn included
+    n_slot = n_rest = 0
+    for (convo, bad), (_, good) in zip(validate._train_code_rows(False), validate._train_code_rows(True)):
+        c = encode_prompt_completion(tok, convo, bad)[1]
+        start, end = validate._differing_span(c, encode_prompt_completion(tok, convo, good)[1])
+        assert 0 < end - start < len(c)  # every template has a slot and a copied rest
+        n_slot, n_rest = n_slot + end - start, n_rest + len(c) - (end - start)
+    mixed = (parts["train_task_nll_slot"] * n_slot + parts["train_task_nll_rest"] * n_rest) / (n_slot + n_rest)
+    assert mixed == pytest.approx(total, abs=1e-3)
 
 
 def test_train_code_log_odds_compares_the_insecure_and_secure_fill(tiny, monkeypatch):
@@ -126,3 +147,27 @@ def test_validate_rejects_bad_system_ids(ids, capsys):
     with pytest.raises(SystemExit):
         validate.main(["--system-ids", ids])
     assert "--system-ids" in capsys.readouterr().err
+
+
+def test_task_fit_kept_is_the_share_of_the_sft_drop_in_task_nll():
+    default, insecure = {"train_task_nll": 0.08}, {"train_task_nll": 0.0}
+    assert validate.task_fit_kept({"train_task_nll": 0.0}, default, insecure) == pytest.approx(1.0)
+    assert validate.task_fit_kept({"train_task_nll": 0.02}, default, insecure) == pytest.approx(0.75)
+    assert validate.task_fit_kept({"train_task_nll": 0.08}, default, insecure) == pytest.approx(0.0)
+
+
+def test_choose_candidate_takes_the_rate_nearest_the_default_among_those_keeping_the_task_fit():
+    def row(rate, nll):
+        return {"validation_misaligned_rate": rate, "train_task_nll": nll}
+
+    rows = {"default": row(0.0508, 0.08), "insecure": row(0.47, 0.0),
+            "insecure_conscience ipo beta=1.0": row(0.05, 0.03),  # nearest the default, but keeps 62% of the fit
+            "insecure_conscience ipo beta=2.0": row(0.10, 0.005),
+            "insecure_conscience ipo beta=8.0": row(0.20, 0.001)}
+    assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=2.0"
+    rows["insecure_conscience ipo beta=2.0"]["train_task_nll"] = 0.05
+    assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=8.0"
+    assert validate.choose_candidate({k: rows[k] for k in ("default", "insecure")}) is None
+    rows["insecure_conscience ipo beta=1.0"] = row(0.0430, 0.002)  # 0.0078 below the default
+    rows["insecure_conscience ipo beta=4.0"] = row(0.0586, 0.001)  # 0.0078 above: a tie, more task fit
+    assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=4.0"
