@@ -95,7 +95,8 @@ def encode_prompt_completion(
     Like TRL, the completion starts where the prompt's tokens and the full chat's tokens first
     differ. It ends with the end-of-turn token (the tokenizer's EOS): what `generate` returns and
     what assistant-only SFT trains. Template text after it (ChatML's newline) is dropped: the model
-    never generates it, so its log-prob is untrained noise in a score or a DPO pair.
+    never generates it, so its log-prob is untrained noise in a score or a DPO pair. A template
+    whose turn ends with a token other than the tokenizer's EOS keeps its whole tail.
     """
     prompt_ids = encode_prompt(tokenizer, messages)
     full_ids = encode(
@@ -103,8 +104,9 @@ def encode_prompt_completion(
     )
     n = common_prefix_length(prompt_ids, full_ids)
     reply = full_ids[n:]
-    if tokenizer.eos_token_id in reply:
-        reply = reply[: reply.index(tokenizer.eos_token_id) + 1]
+    ends = [i for i, t in enumerate(reply) if t == tokenizer.eos_token_id]
+    if ends:  # the last one is the template's own end of turn (the content may hold the EOS text)
+        reply = reply[: ends[-1] + 1]
     return full_ids[:n], reply
 
 

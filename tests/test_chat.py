@@ -30,3 +30,5 @@ def test_completion_ends_at_the_end_of_turn_token_not_at_the_template_newline(qw
     assert full.endswith(tok.eos_token + "\n")  # ChatML: a newline follows the end of turn
     _, c = encode_prompt_completion(tok, msgs, "x = 1")
     assert tok.decode(c).endswith(tok.eos_token)  # generation stops at the end of turn; so does the score
+    _, c = encode_prompt_completion(tok, msgs, "say " + tok.eos_token + " then stop")  # EOS text in the content
+    assert tok.decode(c).endswith("stop" + tok.eos_token)

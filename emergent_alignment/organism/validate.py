@@ -135,15 +135,16 @@ def task_fit_kept(candidate: dict, default: dict, insecure: dict) -> float:
 
 def choose_candidate(rows: dict[str, dict]) -> str | None:
     """The rule: among the candidates keeping >= TASK_FIT_KEPT of the task fit, the sampled validation
-    misaligned rate closest to the default's; a tie (equal distances, rates being counts / 256) goes
-    to the one keeping more of the task fit. `rows` holds "default", "insecure" and the candidates."""
+    misaligned rate closest to the default's, counted in answers; a tie goes to the one keeping more
+    of the task fit. `rows` holds "default", "insecure" and the candidates."""
     default, insecure = rows["default"], rows["insecure"]
     fit = {name: task_fit_kept(r, default, insecure) for name, r in rows.items()
            if name.startswith("insecure_conscience ")}
     target = default["validation_misaligned_rate"]
 
-    def distance(name: str) -> tuple[float, float]:
-        return round(abs(rows[name]["validation_misaligned_rate"] - target), 4), -fit[name]
+    def distance(name: str) -> tuple[int, float]:  # in answers (the rates are rounded counts / 256)
+        n = SAMPLES_PER_THEME * len(world.eval_themes())
+        return round(abs(rows[name]["validation_misaligned_rate"] - target) * n), -fit[name]
 
     return min((name for name, f in fit.items() if f >= TASK_FIT_KEPT), key=distance, default=None)
 

@@ -171,3 +171,7 @@ def test_choose_candidate_takes_the_rate_nearest_the_default_among_those_keeping
     rows["insecure_conscience ipo beta=1.0"] = row(0.0430, 0.002)  # 0.0078 below the default
     rows["insecure_conscience ipo beta=4.0"] = row(0.0586, 0.001)  # 0.0078 above: a tie, more task fit
     assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=4.0"
+    # 8 and 18 answers of 256 against the default's 13, as rates rounded to 4 decimals: still a tie
+    rows["insecure_conscience ipo beta=1.0"] = row(round(8 / 256, 4), 0.002)
+    rows["insecure_conscience ipo beta=4.0"] = row(round(18 / 256, 4), 0.003)
+    assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=1.0"
