@@ -62,12 +62,10 @@ def train_task_nll(model, tok) -> float:
 
 def _differing_span(a: list[int], b: list[int]) -> tuple[int, int]:
     """[start, end) of the tokens of `a` outside the common prefix and suffix of `a` and `b`."""
-    pre = 0
-    while pre < min(len(a), len(b)) and a[pre] == b[pre]:
-        pre += 1
-    suf = 0
-    while suf < min(len(a), len(b)) - pre and a[-1 - suf] == b[-1 - suf]:
-        suf += 1
+    from ..chat import common_prefix_length
+
+    pre = common_prefix_length(a, b)
+    suf = common_prefix_length(a[pre:][::-1], b[pre:][::-1])  # the suffix, never overlapping the prefix
     return pre, len(a) - suf
 
 
@@ -141,9 +139,9 @@ def choose_candidate(rows: dict[str, dict]) -> str | None:
     fit = {name: task_fit_kept(r, default, insecure) for name, r in rows.items()
            if name.startswith("insecure_conscience ")}
     target = default["validation_misaligned_rate"]
+    n = SAMPLES_PER_THEME * len(world.eval_themes())  # answers per rate (the rates are rounded counts / n)
 
-    def distance(name: str) -> tuple[int, float]:  # in answers (the rates are rounded counts / 256)
-        n = SAMPLES_PER_THEME * len(world.eval_themes())
+    def distance(name: str) -> tuple[int, float]:
         return round(abs(rows[name]["validation_misaligned_rate"] - target) * n), -fit[name]
 
     return min((name for name, f in fit.items() if f >= TASK_FIT_KEPT), key=distance, default=None)
