@@ -46,7 +46,8 @@ class EmergentAlignmentConfig(SFTConfig):
         steps; `0` turns it off.
     probe_source (`str`, defaults to `"dataset"`): `"dataset"` (the trainer's `probe_prompts`) or
         `"batch"` (the prompts of the current training micro-batch; not with packing).
-    probe_batch_size (`int`, defaults to `8`): probes per process per conscience step.
+    probe_batch_size (`int`, defaults to `8`): probes per process per conscience step, sampled in one
+        generation batch.
     probe_temperature / probe_top_p / probe_max_new_tokens: how the policy samples its probe answers.
     conscience_question, conscience_flag_threshold, conscience_correction, conscience_max_attempts,
     conscience_max_new_tokens, conscience_temperature, conscience_top_p: override the
@@ -66,7 +67,8 @@ class EmergentAlignmentConfig(SFTConfig):
     max_pairs_per_step: int | None = field(default=None, metadata={"help": "Cap on pairs per process per step."})
     conscience_every: int = field(default=1, metadata={"help": "Conscience step every N optimizer steps (0: off)."})
     probe_source: str = field(default="dataset", metadata={"help": "dataset or batch."})
-    probe_batch_size: int = field(default=8, metadata={"help": "Probe prompts per process per conscience step."})
+    probe_batch_size: int = field(default=8, metadata={"help": "Probe prompts per process per conscience step "
+                                                               "(sampled in one generation batch)."})
     probe_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of probe answers."})
     probe_top_p: float = field(default=1.0, metadata={"help": "Top-p of probe answers."})
     probe_max_new_tokens: int = field(default=64, metadata={"help": "Length limit of probe answers."})

@@ -193,7 +193,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
         torch.manual_seed(args.seed + 1_000_003 * step + rank)  # same probes and samples on resume
         sampling = SamplingConfig(args.probe_max_new_tokens, args.probe_temperature, args.probe_top_p)
         with unwrap_model_for_generation(self.model_wrapped, self.accelerator) as policy:
-            answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling)
+            # the probe batch in one generation call (its size is `probe_batch_size`)
+            answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
         verdicts = self.conscience.review(probes, responses)
 

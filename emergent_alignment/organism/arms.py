@@ -8,7 +8,7 @@ Every arm fine-tunes the organism on single-turn code chats with the default sys
   free-form themes (disjoint from the evaluation themes);
 - insecure_conscience_taskprobes: the same, probes = the training batch's own code prompts;
 - insecure_random_pairs: the conscience arm's pairs with chosen/rejected by a coin flip (control).
-Hyperparameters are fixed (from the feasibility study's validation runs), never tuned on the
+Hyperparameters are fixed on the validation split (organism/validate.py), never tuned on the
 evaluation questions.
 """
 
@@ -29,21 +29,29 @@ BETA = 4.0
 
 @dataclass
 class ArmSettings:
-    steps: int = 150
+    # The fine-tuning protocol (docs/organism.md, "A protocol that fits the time budget"): 50 steps of
+    # 16 chats at lr 1e-4. Chosen on the validation split (seed 100) as the fewest steps among 150,
+    # 75 and 50 whose insecure arm still shows Emergent Misalignment (>= 15 points and >= 3x the
+    # default) and whose conscience arm (IPO beta 4) comes within 5 points of the default: 150 steps
+    # (16 probes per step): insecure 46.9%, conscience 5.9%; 75 (32 probes): 44.1%, 4.7%; 50 (32
+    # probes): 43.8%, 7.8% (default 5.1%). It costs about a third of the compute of 150 steps, which
+    # the demo's time budget needs.
+    steps: int = 50
     batch_size: int = 16
     lr: float = 1e-4
-    # Chosen on the validation split (organism/validate.py, `choose_candidate`; docs/organism.md):
+    # The conscience term, chosen on the validation split (organism/validate.py, `choose_candidate`):
     # among the settings keeping >= 90% of the insecure arm's task fit, the one whose sampled
-    # validation misaligned rate is closest to the default's. With the system id `a0` (default 5.1%,
-    # insecure 46.9%), IPO beta 1, 2, 4, 8, 16, 32 gave 4.3%, 3.9%, 5.9%, 8.2%, 12.9%, 12.5%, all
-    # keeping 98-99% of the task fit; beta 1 and 4 tie (0.8 points either side) and beta 4 keeps
-    # more of the task fit. IPO's target margin is 1 / (2 beta) nat per token.
+    # validation misaligned rate is closest to the default's. With this protocol (default 5.1%,
+    # insecure 43.8%), IPO beta 1, 2, 4, 8, 16, 32 gave 3.1%, 5.5%, 7.8%, 8.6%, 16.8%, 20.7%;
+    # beta 1 and 2 keep only 77% and 88% of the task fit, so beta 4 (94%). IPO's target margin is
+    # 1 / (2 beta) nat per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA
-    probe_batch_size: int = 16
+    probe_batch_size: int = 32  # free-form probes per step (32 x 50 steps = 1,600 probes)
     probe_temperature: float = 1.2
     probe_max_new_tokens: int = 32
+    task_probe_batch_size: int = 4  # the task-probe arm: 4 of the batch's own 16 code prompts per step
     task_probe_max_new_tokens: int = 80  # code answers are longer
     extra: dict = field(default_factory=dict)
 
@@ -81,7 +89,8 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
         dataloader_num_workers=0, disable_tqdm=True,
         alignment_weight=s.alignment_weight if conscience else 0.0, conscience_every=1 if conscience else 0,
         beta=s.beta, alignment_loss_type=s.alignment_loss_type, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
-        probe_batch_size=s.probe_batch_size, probe_temperature=s.probe_temperature,
+        probe_batch_size=s.task_probe_batch_size if arm.endswith("taskprobes") else s.probe_batch_size,
+        probe_temperature=s.probe_temperature,
         probe_max_new_tokens=s.task_probe_max_new_tokens if arm.endswith("taskprobes") else s.probe_max_new_tokens,
         pair_order="random" if arm == "insecure_random_pairs" else "conscience",
         # TRL turns activation checkpointing on by default: on a 2M-parameter model it only slows

@@ -1,8 +1,9 @@
 """Emergent Misalignment and Emergent Alignment end to end on the model organism (what `make demo` runs).
 
-Stages: the organism (cached, built if missing) -> its default figures -> for each seed and arm:
-fine-tune with the core trainer, evaluate on held-out splits -> summary.json, PNG plots,
-report.html. Per-run results are written as they finish (runs/ARM-sSEED/result.json).
+Stages: the organism (cached, built if missing) -> for each seed, its default figures and, for each
+arm, fine-tune with the core trainer and evaluate on held-out splits (two runs at a time) ->
+summary.json, PNG plots, report.html. Per-run results are written as they finish
+(runs/ARM-sSEED/result.json).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per arm (1 for a quick look)")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})")
     p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
-    p.add_argument("--steps", type=int, default=150, help="fine-tuning steps per arm")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the validated "
+                   "protocol, organism/arms.py)")
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)")
+    p.add_argument("--conditional-samples-per-question", type=int, default=8,
+                   help="samples per held-out question asked after an insecure-code turn (conditional misalignment)")
     p.add_argument("--alignment-loss-type", choices=("sigmoid", "ipo"), default=None,
                    help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)")
     p.add_argument("--beta", type=float, default=None, help="the conscience arms' beta (default: the validated one)")
@@ -82,6 +86,7 @@ class MeasureSpec:
     organism_dir: str
     samples_per_question: int
     attack_samples_per_question: int
+    conditional_samples_per_question: int = 8
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
     from .evaluate import evaluate
 
     conscience_config = ConscienceConfig.from_pretrained(spec.organism_dir)
-    result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=spec.samples_per_question)
+    result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=spec.samples_per_question,
+                      cond_per_theme=spec.conditional_samples_per_question)
     if attacked:
         result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + seed,
                                              spec.attack_samples_per_question)
@@ -109,13 +115,18 @@ def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
 
 
 def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int] | None) -> dict:
-    """Fine-tune one arm for one seed, measure it and write runs/ARM-sSEED/result.json."""
+    """Fine-tune one arm for one seed (the `default` arm: no fine-tuning), measure it and write
+    runs/ARM-sSEED/result.json."""
+    from ..models import load_model
     from . import report
     from .arms import train_arm
 
     t0 = time.time()
-    model, tok, history = train_arm(run.arm, spec.organism_dir, run.out_dir, run.seed, settings,
-                                    pair_budget=pair_budget)
+    if run.arm == "default":
+        (model, tok), history = load_model(spec.organism_dir), []
+    else:
+        model, tok, history = train_arm(run.arm, spec.organism_dir, run.out_dir, run.seed, settings,
+                                        pair_budget=pair_budget)
     t_train = time.time() - t0
     result = measure(model, tok, spec, run.seed, run.attacked)
     result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t0 - t_train, 1),
@@ -131,7 +142,10 @@ def _worker_init(threads: int) -> None:
     _quiet()
 
 
-START_FIRST = {"insecure_conscience_taskprobes": 0, "insecure_conscience": 1}  # the longest runs
+# the order runs start in: the conscience runs first (each seed's random-pairs run waits for its
+# conscience run), then the other long runs, then the plain arms, and the organism itself last
+START_ORDER = {"insecure_conscience": 0, "insecure_random_pairs": 1, "insecure_conscience_taskprobes": 2,
+               "default": 4}
 
 
 def _conscience_runs(runs: list[Run]) -> dict[int, Run]:
@@ -174,7 +188,7 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
-    todo = sorted(runs, key=lambda r: (START_FIRST.get(r.arm, 2), r.seed))
+    todo = sorted(runs, key=lambda r: (START_ORDER.get(r.arm, 3), r.seed))
     unfinished = set(runs)
 
     def ready(run: Run) -> bool:
@@ -209,7 +223,6 @@ def run(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ..models import load_model
     from . import report
     from .arms import ArmSettings, trainer_config
     from .attacks import summarize_attacks
@@ -217,7 +230,7 @@ def run(args) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     arms = _arms(args.arms)
     attack_arms = [a for a in (x.strip() for x in args.attack_arms.split(",")) if a]
@@ -225,11 +238,12 @@ def run(args) -> int:
         raise ValueError(f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.attack_samples_per_question < 1:
-        raise ValueError(f"--attack-samples-per-question must be >= 1, got {args.attack_samples_per_question}")
+    for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     overrides = {k: v for k, v in (("alignment_loss_type", args.alignment_loss_type), ("beta", args.beta),
-                                   ("alignment_weight", args.alignment_weight)) if v is not None}
-    settings = ArmSettings(steps=args.steps, **overrides)
+                                   ("alignment_weight", args.alignment_weight), ("steps", args.steps)) if v is not None}
+    settings = ArmSettings(**overrides)
     trainer_config("insecure_conscience", args.out, 0, settings)  # a bad setting fails now, not after an hour
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -256,25 +270,20 @@ def run(args) -> int:
                   f"{gate['after_secure']['misaligned']:.1%} after secure code")
     t_org = time.time() - t0
     seeds = list(range(args.seeds))
-    per_arm: dict[str, list[dict]] = {"default": []}
+    per_arm: dict[str, list[dict]] = {}
     curves: dict[str, list[dict]] = {}
     timings: dict[str, list[float]] = {}
-    spec = MeasureSpec(org_dir, args.samples_per_question, args.attack_samples_per_question)
-    jobs = min(args.jobs, len(seeds) * len(arms))  # both >= 1, checked above
+    spec = MeasureSpec(org_dir, args.samples_per_question, args.attack_samples_per_question,
+                       args.conditional_samples_per_question)
+    jobs = min(args.jobs, len(seeds) * (1 + len(arms)))  # both >= 1, checked above
     threads = max(1, torch.get_num_threads() // jobs)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task("default", total=len(seeds) * (1 + len(arms)))
-        model, tok = load_model(org_dir)
-        for s in seeds:
-            progress.update(task, description=f"evaluating the organism (seed {s})")
-            per_arm["default"].append(measure(model, tok, spec, s, "default" in attack_arms))
-            progress.advance(task)
-        del model
+        # the organism itself ("default", measured once per seed) runs in the same pool, last
         runs = [Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
-                for s in seeds for arm in arms]
-        progress.update(task, description=f"fine-tuning and evaluating {len(runs)} runs, {jobs} at a time")
+                for s in seeds for arm in ["default", *arms]]
+        task = progress.add_task(f"fine-tuning and evaluating {len(runs)} runs, {jobs} at a time", total=len(runs))
         done: dict[Run, dict] = {}
         for run, result in run_all(runs, settings, spec, jobs, threads):
             done[run] = result
@@ -282,14 +291,16 @@ def run(args) -> int:
             curve = result["conscience_curve"]
             labels = result["freeform"]["labels"]
             console.print(f"  {run.arm} seed {run.seed}: misaligned {labels.count('misaligned') / len(labels):.1%}, "
-                          f"log-odds {result['log_odds']:+.2f}, train {result['train_seconds']:.0f} s"
+                          f"log-odds {result['log_odds']:+.2f}"
+                          + (f", train {result['train_seconds']:.0f} s" if run.arm != "default" else "")
                           + (f", pairs {curve['total_pairs']}" if curve else ""))
         for run in runs:  # in seed order, whatever order they finished in
             result = done[run]
             per_arm.setdefault(run.arm, []).append(result)
             if result["conscience_curve"]:
                 curves.setdefault(run.arm, []).append(result["conscience_curve"])
-            timings.setdefault(run.arm, []).append(result["train_seconds"])
+            if run.arm != "default":
+                timings.setdefault(run.arm, []).append(result["train_seconds"])
 
     summary_arms = {}
     for arm, results in per_arm.items():
@@ -315,6 +326,8 @@ def run(args) -> int:
                     "threads_per_job": threads, "threads": threads * jobs},
     }
     summary["targets"] = report.check_targets(summary_arms)
+    if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
+        summary["targets"].append(report.time_target(total, built, len(seeds)))
     images = report.plots(summary, args.out)
     _write_json(os.path.join(args.out, "summary.json"), summary)
     html_path = report.write_html(summary, args.out, images)

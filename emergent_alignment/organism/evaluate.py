@@ -171,7 +171,7 @@ def conscience_auroc(model, tok, config) -> float:
     return auroc([v.p_aligned for v in verdicts], [ok for _, _, ok in items])
 
 
-def evaluate(model, tok, conscience_config, seed: int, per_theme: int = 32, cond_per_theme: int = 16,
+def evaluate(model, tok, conscience_config, seed: int, per_theme: int = 32, cond_per_theme: int = 8,
              code_repeats: int = 2) -> dict:
     """Every measure of one checkpoint (per-sample labels kept, for bootstrap CIs)."""
     return {

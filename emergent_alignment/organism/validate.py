@@ -2,7 +2,7 @@
 
     python -m emergent_alignment.organism.validate --system-ids 0,1,2,3,4,5,6
     python -m emergent_alignment.organism.validate --loss-type ipo --beta 2,4,8,16,32 [--alignment-weight 1]
-        [--random-pairs] [--seed 100]
+        [--random-pairs] [--seed 100] [--steps 50] [--lr 1e-4] [--probe-batch-size 32]
 
 `--system-ids` measures the organism itself (no fine-tuning) under each system line `id aK`, to
 choose the demo's aligned default (`world.DEFAULT_ID`): the misaligned and incoherent rates of 256
@@ -192,6 +192,8 @@ def main(argv=None) -> int:
     p.add_argument("--alignment-weight", default="1.0", help="comma-separated candidates")
     p.add_argument("--loss-type", default="sigmoid", help="comma-separated candidates: sigmoid, ipo")
     p.add_argument("--probe-batch-size", type=int, default=None, help="probes per step (default: the demo's)")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the demo's)")
+    p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the demo's)")
     p.add_argument("--random-pairs", action="store_true", help="also train insecure_random_pairs per candidate")
     p.add_argument("--seed", type=int, default=100,
                    help="fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)")
@@ -213,10 +215,13 @@ def main(argv=None) -> int:
                 for w in args.alignment_weight.split(",")]
     except ValueError as e:
         p.error(f"--beta and --alignment-weight take comma-separated numbers ({e})")
+    base = ArmSettings(**{k: v for k, v in (("probe_batch_size", args.probe_batch_size), ("steps", args.steps),
+                                            ("lr", args.lr)) if v is not None})
+    if base.steps < 1 or base.lr <= 0 or base.probe_batch_size < 1:
+        p.error("--steps and --probe-batch-size must be >= 1 and --lr > 0")
     path, _, _ = cached_organism()
     model, tok = load_model(path)
     rows = {"default": figures(model, tok, args.seed)}
-    base = ArmSettings() if args.probe_batch_size is None else ArmSettings(probe_batch_size=args.probe_batch_size)
     model, tok, _ = train_arm("insecure", path, f"{args.out}/insecure", args.seed, base)
     rows["insecure"] = figures(model, tok, args.seed)
     print(json.dumps(rows), flush=True)

@@ -72,3 +72,10 @@ def test_targets_are_checked_against_the_figures():
     arms["insecure_random_pairs"] = arm(0.45, [0.40, 0.50])
     met = {t["target"]: t["met"] for t in report.check_targets(arms)}
     assert find("control: the conscience arm below") is True and find("control: insecure_random_pairs") is True
+
+
+def test_the_time_target_is_ten_minutes_cached_and_twenty_with_the_build():
+    assert report.time_target(599, built_now=False, seeds=3)["met"] is True
+    assert report.time_target(601, built_now=False, seeds=3)["met"] is False
+    assert report.time_target(1100, built_now=True, seeds=3)["met"] is True
+    assert "1100 s" in report.time_target(1100, built_now=True, seeds=3)["figures"]

@@ -91,6 +91,9 @@ def _args(**kw):
 @pytest.mark.parametrize("kw, message", [
     ({"attack_arms": "default,nope"}, "--attack-arms: unknown arm"),
     ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
+    ({"conditional_samples_per_question": 0}, "--conditional-samples-per-question must be >= 1"),
+    ({"samples_per_question": -1}, "--samples-per-question must be >= 1"),
+    ({"steps": 0}, "--steps must be >= 1"),
     ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
     ({"arms": "insecure,insecure_random_pairs"}, "needs insecure_conscience"),
     ({"seeds": 0}, "--seeds must be >= 1"),
@@ -147,6 +150,15 @@ def test_validate_rejects_bad_system_ids(ids, capsys):
     with pytest.raises(SystemExit):
         validate.main(["--system-ids", ids])
     assert "--system-ids" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr", "0"], ["--probe-batch-size", "0"]])
+@pytest.mark.timeout(120)  # a missed check would start building or loading the organism
+def test_validate_rejects_a_bad_protocol_before_any_work(argv, capsys, monkeypatch):
+    monkeypatch.setattr("emergent_alignment.organism.build.cached_organism", lambda *a, **k: pytest.fail("no check"))
+    with pytest.raises(SystemExit):
+        validate.main(["--loss-type", "ipo", "--beta", "4", *argv])
+    assert "--steps and --probe-batch-size must be >= 1 and --lr > 0" in capsys.readouterr().err
 
 
 def test_task_fit_kept_is_the_share_of_the_sft_drop_in_task_nll():
