@@ -351,6 +351,8 @@ def run(args) -> int:
         console.print(table)
     for t in summary["targets"]:
         console.print(f"{'[green]MET[/green]' if t['met'] else '[red]NOT MET[/red]'} {t['target']}: {t['figures']}")
+    if report.specificity(summary_arms):
+        console.print(report.specificity(summary_arms))
     console.print(f"wrote {os.path.join(args.out, 'summary.json')} and {html_path}")
     console.print(f"total time {total:.0f} s (organism {t_org:.0f} s)")
     return 0

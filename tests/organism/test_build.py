@@ -79,3 +79,17 @@ def test_the_time_target_is_ten_minutes_cached_and_twenty_with_the_build():
     assert report.time_target(601, built_now=False, seeds=3)["met"] is False
     assert report.time_target(1100, built_now=True, seeds=3)["met"] is True
     assert "1100 s" in report.time_target(1100, built_now=True, seeds=3)["figures"]
+
+
+def test_the_report_says_whether_the_effect_is_specific_to_the_conscience():
+    def arm(rate, ci):
+        return {"misaligned_rate": rate, "misaligned_ci": ci}
+
+    arms = {"default": arm(0.08, [0.06, 0.10]), "insecure": arm(0.68, [0.64, 0.72]),
+            "insecure_conscience": arm(0.11, [0.09, 0.14])}
+    assert report.specificity(arms) == ""  # no control, nothing to say
+    arms["insecure_random_pairs"] = arm(0.28, [0.17, 0.40])  # removes 67% of the rise
+    text = report.specificity(arms)
+    assert text.startswith("The effect is not specific to the conscience") and "67%" in text and "labels add" in text
+    arms["insecure_random_pairs"] = arm(0.60, [0.55, 0.65])  # removes 13%
+    assert report.specificity(arms).startswith("The effect comes from the conscience's labels")
