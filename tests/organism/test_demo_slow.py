@@ -6,7 +6,7 @@ Margins: Emergent Misalignment raises the log-odds by at least EM_MARGIN over th
 (and the secure control by less than that); Emergent Alignment keeps the conscience arm at least
 EA_MARGIN below the insecure arm. Five seeds support the margins (docs/organism.md;
 tests/organism/margins_offline.py reruns them). Takes about 15 minutes on 2 CPU cores from an empty
-cache (12.5 of them building the organism).
+cache (12.4 of them building the organism).
 """
 
 import os
