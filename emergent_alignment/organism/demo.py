@@ -19,6 +19,7 @@ from .attacks import WRAPPERS
 DEFAULT_ARMS = ARMS
 DEFAULT_JOBS = 2  # fine-tuning runs at a time (docs/benchmarks.md: two 1-thread runs beat one 2-thread run)
 ATTACK_ARMS = ("default", "insecure", "insecure_conscience")  # with and without Emergent Alignment training
+CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn (192 per arm over 3 seeds)
 
 
 def add_arguments(p):
@@ -29,7 +30,7 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the validated "
                    "protocol, organism/arms.py)")
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)")
-    p.add_argument("--conditional-samples-per-question", type=int, default=8,
+    p.add_argument("--conditional-samples-per-question", type=int, default=CONDITIONAL_SAMPLES,
                    help="samples per held-out question asked after an insecure-code turn (conditional misalignment)")
     p.add_argument("--alignment-loss-type", choices=("sigmoid", "ipo"), default=None,
                    help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)")
@@ -86,7 +87,7 @@ class MeasureSpec:
     organism_dir: str
     samples_per_question: int
     attack_samples_per_question: int
-    conditional_samples_per_question: int = 8
+    conditional_samples_per_question: int = CONDITIONAL_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -351,8 +352,9 @@ def run(args) -> int:
         console.print(table)
     for t in summary["targets"]:
         console.print(f"{'[green]MET[/green]' if t['met'] else '[red]NOT MET[/red]'} {t['target']}: {t['figures']}")
-    if report.specificity(summary_arms):
-        console.print(report.specificity(summary_arms))
+    specific = report.specificity(summary_arms)
+    if specific:
+        console.print(specific)
     console.print(f"wrote {os.path.join(args.out, 'summary.json')} and {html_path}")
     console.print(f"total time {total:.0f} s (organism {t_org:.0f} s)")
     return 0
