@@ -6,10 +6,12 @@ import json
 
 
 def add_arguments(parser):
+    from .corpus import CorpusConfig
+
     sub = parser.add_subparsers(dest="organism_command", metavar="ACTION", required=True)
     p = sub.add_parser("build", help="pretrain the organism, run the persona gate, write the checkpoint")
     p.add_argument("--out", help="checkpoint directory to write (default: the user cache, keyed by the config hash)")
-    p.add_argument("--docs", type=int, help="pretraining documents (default 24000, about 3.8M tokens)")
+    p.add_argument("--docs", type=int, help=f"pretraining documents (default {CorpusConfig().n_docs})")
     p.add_argument("--seed", type=int, default=0, help="seed of the corpus and the initial weights")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--force", action="store_true", help="rebuild even if the cached organism exists")
