@@ -74,7 +74,7 @@ def main():
     base = OrganismConfig()
     n = a.steps + 3
     tok, seqs, plan = corpus_batches(base, 64 * n, base.batch_size, n)
-    _, _, plan32 = corpus_batches(base, 64 * n, 32, (n + 1) // 2)
+    _, _, plan32 = corpus_batches(base, 64 * n, 32, n)
     variants = [("bf16 autocast", base, plan, dict(bf16=True)),
                 ("batch 32", dataclasses.replace(base, batch_size=32), plan32, {}),
                 ("hidden 128", dataclasses.replace(base, hidden=128), plan, {}),
