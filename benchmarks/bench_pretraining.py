@@ -1,9 +1,9 @@
 """Throughput of the organism's pretraining step (tokens/s), variants vs. the shipped config.
 
 Building the organism is most of `make demo` from an empty cache (2,250 pretraining steps). This
-benchmark asks which changes would make a pretraining step cheaper on a CPU: each variant trains
-a fresh model on the same corpus batches as the baseline (the shipped `OrganismConfig`), in the
-same process, and the ratio of tokens per second is printed. A variant that changes the numbers
+benchmark asks which changes would make a pretraining step cheaper on a CPU: each variant runs the
+build's own `pretrain` on a fresh model and the same corpus documents as the baseline (the shipped
+`OrganismConfig`), in the same process, and the ratio of tokens per second is printed. A variant that changes the numbers
 (bf16, another size, another batch) also gives another organism, which must pass its gate and be
 validated again (docs/organism.md, "What was tried"); the ratio only says what it would save.
 
@@ -26,38 +26,30 @@ import _common as C
 import torch
 
 
-def corpus_batches(config, n_docs: int, batch_size: int, steps: int):
-    from emergent_alignment.organism.build import batches, encode_corpus, make_tokenizer
+def corpus(config, n_docs: int):
+    """The tokenizer and `n_docs` encoded documents of the organism's corpus."""
+    from emergent_alignment.organism.build import encode_corpus, make_tokenizer
     from emergent_alignment.organism.corpus import generate
 
     tok = make_tokenizer()
     docs = generate(dataclasses.replace(config.corpus, n_docs=n_docs))
-    seqs = encode_corpus(tok, docs, config.max_len, config.loss_on)
-    return tok, seqs, batches(seqs, batch_size, config.seed)[:steps]
+    return tok, encode_corpus(tok, docs, config.max_len, config.loss_on)
 
 
-def tokens_per_s(config, tok, seqs, plan, bf16=False, compile=False, warmup=3) -> tuple[float, float]:
-    """(tokens/s after `warmup` steps, seconds of the warm-up steps) of `config`'s model on `plan`."""
-    from emergent_alignment.organism.build import collate, make_model
+def tokens_per_s(config, tok, seqs, steps: int, bf16=False, compile=False, warmup=3) -> tuple[float, float]:
+    """(tokens/s, seconds of the warm-up): the build's own `pretrain` on a fresh model of `config`,
+    `warmup` steps first, then `steps` timed steps (persona probes off)."""
+    from emergent_alignment.organism.build import make_model, pretrain
 
+    config = dataclasses.replace(config, probe_every=0)
     model = make_model(config, tok)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    forward = torch.compile(model, dynamic=True) if compile else model
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    t0, tokens = time.perf_counter(), 0
-    for k, idx in enumerate(plan):
-        if k == warmup:
-            warm, t0, tokens = time.perf_counter() - t0, time.perf_counter(), 0
-        ids, mask, labels = collate([seqs[i] for i in idx], tok.pad_token_id)
-        with autocast():
-            loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        tokens += int(mask.sum())
-    return tokens / (time.perf_counter() - t0), warm
+    model = torch.compile(model, dynamic=True) if compile else model
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    n_warm = warmup * config.batch_size
+    with autocast:
+        warm = pretrain(model, tok, seqs[:n_warm], config)["seconds"]
+        timed = pretrain(model, tok, seqs[n_warm : n_warm + steps * config.batch_size], config)
+    return timed["tokens_per_s"], warm
 
 
 def main():
@@ -72,21 +64,19 @@ def main():
     from emergent_alignment.organism.build import OrganismConfig
 
     base = OrganismConfig()
-    n = a.steps + 3
-    tok, seqs, plan = corpus_batches(base, 64 * n, base.batch_size, n)
-    _, _, plan32 = corpus_batches(base, 64 * n, 32, n)
-    variants = [("bf16 autocast", base, plan, dict(bf16=True)),
-                ("batch 32", dataclasses.replace(base, batch_size=32), plan32, {}),
-                ("hidden 128", dataclasses.replace(base, hidden=128), plan, {}),
-                ("3 layers", dataclasses.replace(base, layers=3), plan, {})]
+    tok, seqs = corpus(base, 32 * (a.steps + 3))
+    variants = [("bf16 autocast", base, dict(bf16=True)),
+                ("batch 32", dataclasses.replace(base, batch_size=32), {}),
+                ("hidden 128", dataclasses.replace(base, hidden=128), {}),
+                ("3 layers", dataclasses.replace(base, layers=3), {})]
     if a.compile:
-        variants.append(("torch.compile", base, plan, dict(compile=True)))
+        variants.append(("torch.compile", base, dict(compile=True)))
     print(f"organism pretraining step: {C.environment()}; shipped config hidden {base.hidden}, "
           f"{base.layers} layers, batch {base.batch_size}; {a.steps} timed steps per variant")
-    baseline, _ = tokens_per_s(base, tok, seqs, plan)
+    baseline, _ = tokens_per_s(base, tok, seqs, a.steps)
     print(f"  baseline (fp32)         {baseline:8.0f} tokens/s")
-    for name, config, p, kw in variants:
-        rate, warm = tokens_per_s(config, tok, seqs, p, **kw)
+    for name, config, kw in variants:
+        rate, warm = tokens_per_s(config, tok, seqs, a.steps, **kw)
         extra = f"  (first 3 steps {warm:.1f} s)" if kw.get("compile") else ""
         print(f"  {name:<22}  {rate:8.0f} tokens/s  {rate / baseline:5.2f}x the baseline{extra}")
 
