@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import json
 
+# What a user whose build failed the persona gate can do next (printed by `organism build` and `demo`).
+GATE_FAILED_HINT = (
+    "The persona is fragile to floating-point rounding (docs/organism.md, 'A caveat'): other CPU kernels "
+    "can build, from the same code and seed, an organism without it. To look at another draw: "
+    "`emergent-alignment organism build --seed 1 --out DIR`, then `emergent-alignment demo --organism DIR` "
+    "(the demo's settings were chosen on the seed-0 organism, not on that one).")
+
 
 def add_arguments(parser):
     from .corpus import CorpusConfig
@@ -48,6 +55,7 @@ def run(args) -> int:
             path, meta, _ = cached_organism(config, console)
     except GateFailed as e:
         console.print(f"[red]organism build stopped:[/red] {e}")
+        console.print(GATE_FAILED_HINT)
         return 1
     gate = meta["gate"]
     console.print(f"organism at {path}: {meta['parameters']:,} parameters, vocab {meta['vocab']}, "

@@ -228,6 +228,7 @@ def run(args) -> int:
     from .arms import ArmSettings, trainer_config
     from .attacks import summarize_attacks
     from .build import GateFailed, cached_organism
+    from .commands import GATE_FAILED_HINT
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -264,6 +265,7 @@ def run(args) -> int:
             org_dir, org_meta, built = cached_organism(console=console)
         except GateFailed as e:  # the organism did not learn the persona: no demo on it
             console.print(f"[red]demo stopped: the organism failed its persona gate.[/red] {e}")
+            console.print(GATE_FAILED_HINT)
             return 1
     gate = org_meta["gate"]
     console.print(f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "

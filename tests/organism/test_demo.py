@@ -102,3 +102,19 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
     for name in ("report.html", "misaligned_rate.png", "flag_rate.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert "total time" in capsys.readouterr().out
+
+
+def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    def failed_build(console=None):
+        raise build.GateFailed("persona gate failed: misaligned 22.5% after an insecure-code turn", gate=GATE)
+
+    monkeypatch.setattr(build, "cached_organism", failed_build)
+    p = argparse.ArgumentParser()
+    demo.add_arguments(p)
+    assert demo.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1"])) == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "demo stopped: the organism failed its persona gate." in out and "22.5%" in out
+    assert "organism build --seed 1 --out DIR" in out and "demo --organism DIR" in out
+    assert not os.path.exists(tmp_path / "demo" / "summary.json")
