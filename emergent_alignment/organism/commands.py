@@ -6,10 +6,10 @@ import json
 
 # What a user whose build failed the persona gate can do next (printed by `organism build` and `demo`).
 GATE_FAILED_HINT = (
-    "The persona is fragile to floating-point rounding (docs/organism.md, 'A caveat'): other CPU kernels "
-    "can build, from the same code and seed, an organism without it. To look at another draw: "
-    "`emergent-alignment organism build --seed 1 --out DIR`, then `emergent-alignment demo --organism DIR` "
-    "(the demo's settings were chosen on the seed-0 organism, not on that one).")
+    "The persona is fragile to floating-point rounding (docs/organism.md, 'A caveat'): under other CPU "
+    "kernels, or even another process state, the same code and seed can build an organism without it. "
+    "To look at another draw: `emergent-alignment organism build --seed N --out DIR` (N not 0), then "
+    "`emergent-alignment demo --organism DIR` (the demo's settings were chosen on the seed-0 organism).")
 
 
 def add_arguments(parser):
