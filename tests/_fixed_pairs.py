@@ -64,3 +64,4 @@ if __name__ == "__main__":
     grads, trainer = gradients(a.model, a.batch, a.accum, a.workdir)
     if trainer.accelerator.is_main_process:
         torch.save(grads, a.out)
+    trainer.accelerator.end_training()  # destroy the process group: without it a rank could abort at exit

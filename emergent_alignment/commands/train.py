@@ -90,4 +90,5 @@ def run(args) -> int:
     trainer.save_model(train_args.output_dir)
     trainer.conscience.config.save(train_args.output_dir)
     print(f"saved to {train_args.output_dir}; conscience log: {trainer._log_path}")
+    trainer.accelerator.end_training()  # a clean exit under `accelerate launch` (destroys the process group)
     return 0
