@@ -28,6 +28,8 @@ demo: install
 	$(VENV)/bin/emergent-alignment demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -rs tests
 
 bench: install

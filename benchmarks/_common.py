@@ -62,8 +62,12 @@ def setup(threads: int | None = DEFAULT_THREADS):
 
 
 def add_threads_arg(ap):
-    ap.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                    help="torch CPU threads (default 1, see _common.setup; 0 = torch's default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="torch CPU threads (default 1, see _common.setup; 0 = torch's default)",
+    )
 
 
 def device() -> torch.device:
@@ -181,8 +185,10 @@ def environment() -> str:
 
     dev = device()
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or platform.machine()
-    return (f"device {dev.type} ({name}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"{os.cpu_count()} CPUs visible, transformers {transformers.__version__}, trl {trl.__version__}")
+    return (
+        f"device {dev.type} ({name}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs visible, transformers {transformers.__version__}, trl {trl.__version__}"
+    )
 
 
 def header(title: str):

@@ -88,9 +88,11 @@ def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS, thr
     responses = sample_responses(model, tok, prompts)
     conscience = Conscience(model, tok, ConscienceConfig(batch_size=16))
     judges = {n: CritiqueJudge(model, tok, n) for n in judge_tokens}
-    print(f"model {C.MODEL_SPEC} ({C.n_params(model) / 1e6:.2f}M params); {len(prompts)} samples "
-          f"(vendored free-form prompts + the model's own sampled answers), batch 16; {reps} repeats after "
-          f"a warm-up, interleaved; judge decoding greedy")
+    print(
+        f"model {C.MODEL_SPEC} ({C.n_params(model) / 1e6:.2f}M params); {len(prompts)} samples "
+        f"(vendored free-form prompts + the model's own sampled answers), batch 16; {reps} repeats after "
+        f"a warm-up, interleaved; judge decoding greedy"
+    )
 
     run_conscience = lambda: conscience.review(prompts, responses)  # noqa: E731
     run_judge = {n: (lambda j=j: j.judge(prompts, responses)) for n, j in judges.items()}
@@ -103,37 +105,56 @@ def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS, thr
             times[n].append(C.timed(f)[0])
 
     t_c = C.median(times["conscience"])
-    print(f"conscience (1 forward/sample): median {t_c:.4f} s per {len(prompts)} samples "
-          f"= {1e3 * t_c / len(prompts):.2f} ms/sample  [{C.spread(times['conscience'])}]")
+    print(
+        f"conscience (1 forward/sample): median {t_c:.4f} s per {len(prompts)} samples "
+        f"= {1e3 * t_c / len(prompts):.2f} ms/sample  [{C.spread(times['conscience'])}]"
+    )
     flagged = sum(v.flagged for v in verdicts)
-    print(f"  verdicts: {len(verdicts)}/{len(verdicts)} with p_aligned (mean {sum(v.p_aligned for v in verdicts) / len(verdicts):.3f}); "
-          f"{flagged} flagged at the default threshold; parse failures: none possible")
+    print(
+        f"  verdicts: {len(verdicts)}/{len(verdicts)} with p_aligned (mean {sum(v.p_aligned for v in verdicts) / len(verdicts):.3f}); "
+        f"{flagged} flagged at the default threshold; parse failures: none possible"
+    )
     out = {"conscience_s": t_c, "n_samples": len(prompts), "judge": {}}
     for n in judges:
         t_j = C.median(times[n])
         labels, texts, lengths = judged[n]
         fails = sum(lab is None for lab in labels)
         agree = [lab == (not v.flagged) for lab, v in zip(labels, verdicts) if lab is not None]
-        print(f"judge, <= {n} new tokens: median {t_j:.4f} s per {len(prompts)} samples "
-              f"= {1e3 * t_j / len(prompts):.2f} ms/sample  [{C.spread(times[n])}]")
-        print(f"  generated {sum(lengths) / len(lengths):.1f} tokens/sample on average "
-              f"({sum(k >= n for k in lengths)}/{len(lengths)} ran to the limit); "
-              f"PARSE FAILURES {fails}/{len(labels)} (no Yes/No verdict in the critique); "
-              f"agrees with the conscience on {sum(agree)}/{len(agree)} parsed")
+        print(
+            f"judge, <= {n} new tokens: median {t_j:.4f} s per {len(prompts)} samples "
+            f"= {1e3 * t_j / len(prompts):.2f} ms/sample  [{C.spread(times[n])}]"
+        )
+        print(
+            f"  generated {sum(lengths) / len(lengths):.1f} tokens/sample on average "
+            f"({sum(k >= n for k in lengths)}/{len(lengths)} ran to the limit); "
+            f"PARSE FAILURES {fails}/{len(labels)} (no Yes/No verdict in the critique); "
+            f"agrees with the conscience on {sum(agree)}/{len(agree)} parsed"
+        )
         print(f"  e.g. critique: {texts[0][:100]!r}")
-        out["judge"][n] = {"judge_s": t_j, "parse_failures": fails, "mean_new_tokens": sum(lengths) / len(lengths),
-                           "ratio": t_j / t_c}
+        out["judge"][n] = {
+            "judge_s": t_j,
+            "parse_failures": fails,
+            "mean_new_tokens": sum(lengths) / len(lengths),
+            "ratio": t_j / t_c,
+        }
     for n in judges:
-        C.ratio_line(f"(a) judge{n}/conscience time", out["judge"][n]["ratio"],
-                     f"an LLM-as-judge writing <= {n} tokens takes this many times as long as one-forward verdicts "
-                     f"on the same {len(prompts)} samples")
-    print("note: the model is random, so its critiques are noise; the parse failures count how often the judge "
-          "gives no verdict at all, which the conscience (a probability from logits) never does")
+        C.ratio_line(
+            f"(a) judge{n}/conscience time",
+            out["judge"][n]["ratio"],
+            f"an LLM-as-judge writing <= {n} tokens takes this many times as long as one-forward verdicts "
+            f"on the same {len(prompts)} samples",
+        )
+    print(
+        "note: the model is random, so its critiques are noise; the parse failures count how often the judge "
+        "gives no verdict at all, which the conscience (a probability from logits) never does"
+    )
     first = judge_tokens[0]
     out["ratio"] = out["judge"][first]["ratio"]
-    out["summary"] = (f"(a) judge({first} tokens)/conscience time = {out['ratio']:.1f}x "
-                      f"({1e3 * out['judge'][first]['judge_s'] / len(prompts):.1f} vs {1e3 * t_c / len(prompts):.2f} ms/sample; "
-                      f"judge parse failures {out['judge'][first]['parse_failures']}/{len(prompts)})")
+    out["summary"] = (
+        f"(a) judge({first} tokens)/conscience time = {out['ratio']:.1f}x "
+        f"({1e3 * out['judge'][first]['judge_s'] / len(prompts):.1f} vs {1e3 * t_c / len(prompts):.2f} ms/sample; "
+        f"judge parse failures {out['judge'][first]['parse_failures']}/{len(prompts)})"
+    )
     return out
 
 

@@ -35,8 +35,12 @@ def checkpointing(organism: str, steps: int, out: str) -> dict:
         _, _, history = train_arm("insecure", organism, os.path.join(out, f"ckpt-{on}"), 0, s)
         times[on] = time.perf_counter() - t0
         losses[on] = [round(h["loss"], 5) for h in history if "loss" in h]
-    return {"on_s": times[True], "off_s": times[False], "speedup": times[True] / times[False],
-            "same_losses": losses[True] == losses[False]}
+    return {
+        "on_s": times[True],
+        "off_s": times[False],
+        "speedup": times[True] / times[False],
+        "same_losses": losses[True] == losses[False],
+    }
 
 
 def jobs(organism: str, steps: int, out: str) -> dict:
@@ -47,8 +51,11 @@ def jobs(organism: str, steps: int, out: str) -> dict:
     threads = torch.get_num_threads()
     times = {}
     for n in (1, 2):
-        runs = [Run(arm, seed, os.path.join(out, f"jobs{n}", f"{arm}-s{seed}"), attacked=False)
-                for seed in (0, 1) for arm in ("insecure", "insecure_conscience")]
+        runs = [
+            Run(arm, seed, os.path.join(out, f"jobs{n}", f"{arm}-s{seed}"), attacked=False)
+            for seed in (0, 1)
+            for arm in ("insecure", "insecure_conscience")
+        ]
         t0 = time.perf_counter()
         for _ in run_all(runs, ArmSettings(steps=steps), spec, jobs=n, threads=max(1, threads // n)):
             pass
@@ -65,10 +72,12 @@ def main(steps: int = 20) -> dict:
     with tempfile.TemporaryDirectory() as out:
         ck = checkpointing(organism, steps, out)
         jb = jobs(organism, steps, out)
-    summary = (f"(d) organism demo, {steps} steps per run: activation checkpointing on {ck['on_s']:.1f} s vs off "
-               f"{ck['off_s']:.1f} s = {ck['speedup']:.2f}x faster off (same losses: {ck['same_losses']}); "
-               f"4 runs with --jobs 1 ({jb['threads']} threads) {jb['jobs1_s']:.1f} s vs --jobs 2 "
-               f"({max(1, jb['threads'] // 2)} thread each) {jb['jobs2_s']:.1f} s = {jb['speedup']:.2f}x")
+    summary = (
+        f"(d) organism demo, {steps} steps per run: activation checkpointing on {ck['on_s']:.1f} s vs off "
+        f"{ck['off_s']:.1f} s = {ck['speedup']:.2f}x faster off (same losses: {ck['same_losses']}); "
+        f"4 runs with --jobs 1 ({jb['threads']} threads) {jb['jobs1_s']:.1f} s vs --jobs 2 "
+        f"({max(1, jb['threads'] // 2)} thread each) {jb['jobs2_s']:.1f} s = {jb['speedup']:.2f}x"
+    )
     print(summary)
     return {"checkpointing": ck, "jobs": jb, "summary": summary}
 

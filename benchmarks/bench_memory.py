@@ -92,14 +92,33 @@ def run(variant: str, workdir: str) -> dict:
     model, tok = C.load(to_device=False)  # the trainer moves it (and ref_model) to the device
     ref = copy.deepcopy(model) if variant == "naive" else None  # the frozen model, before PEFT wraps `model`
     args = EmergentAlignmentConfig(
-        output_dir=workdir, max_steps=1, per_device_train_batch_size=4, learning_rate=1e-3, report_to=[],
-        save_strategy="no", logging_steps=1, disable_tqdm=True, max_length=C.MAX_LENGTH, seed=0,
-        alignment_weight=1.0, conscience_every=1, probe_batch_size=4, probe_max_new_tokens=16,
-        conscience_max_new_tokens=16, conscience_max_attempts=1, conscience_correction="revise",
+        output_dir=workdir,
+        max_steps=1,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        max_length=C.MAX_LENGTH,
+        seed=0,
+        alignment_weight=1.0,
+        conscience_every=1,
+        probe_batch_size=4,
+        probe_max_new_tokens=16,
+        conscience_max_new_tokens=16,
+        conscience_max_attempts=1,
+        conscience_correction="revise",
     )
-    trainer = EmergentAlignmentTrainer(model, args=args, train_dataset=Dataset.from_dict({"messages": C.chats()}),
-                                       processing_class=tok, probe_prompts=C.prompts(), peft_config=C.peft_config(),
-                                       ref_model=ref)
+    trainer = EmergentAlignmentTrainer(
+        model,
+        args=args,
+        train_dataset=Dataset.from_dict({"messages": C.chats()}),
+        processing_class=tok,
+        probe_prompts=C.prompts(),
+        peft_config=C.peft_config(),
+        ref_model=ref,
+    )
     keep = KeepGradients()
     trainer.add_callback(keep)
     C.drop_printing_callbacks(trainer)
@@ -107,9 +126,13 @@ def run(variant: str, workdir: str) -> dict:
     trainer.train()
     ledger = account(trainer, keep.grads)
     keep.grads = []
-    out = {"ledger": ledger, "pairs": C.logged(trainer, "conscience/pairs"), "dpo": C.logged(trainer, "dpo/loss"),
-           "peak": (torch.cuda.max_memory_allocated() - before) if cuda else None,
-           "judge_is_policy": trainer.conscience.model is trainer.model}
+    out = {
+        "ledger": ledger,
+        "pairs": C.logged(trainer, "conscience/pairs"),
+        "dpo": C.logged(trainer, "dpo/loss"),
+        "peak": (torch.cuda.max_memory_allocated() - before) if cuda else None,
+        "judge_is_policy": trainer.conscience.model is trainer.model,
+    }
     del trainer, model, ref
     gc.collect()
     return out
@@ -122,21 +145,28 @@ def mb(n: int) -> str:
 def main(threads=C.DEFAULT_THREADS) -> dict:
     C.setup(threads)
     C.header("(b) trainer memory: PEFT (adapter-disabled base as frozen copy) vs. policy + separate frozen model")
-    print(f"model {C.MODEL_SPEC}; LoRA {C.LORA}; one alignment step each (batch 4, 4 probes; the conscience is "
-          "FORCED to flag every probe answer and pass every correction, so the step has pairs)")
+    print(
+        f"model {C.MODEL_SPEC}; LoRA {C.LORA}; one alignment step each (batch 4, 4 probes; the conscience is "
+        "FORCED to flag every probe answer and pass every correction, so the step has pairs)"
+    )
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("peft", "naive"):
             res[variant] = r = run(variant, f"{tmp}/{variant}")
             assert r["pairs"] and r["pairs"][0] > 0 and r["dpo"], f"{variant}: the step had no pairs"
             parts = ", ".join(f"{k} {mb(v)}" for k, v in r["ledger"].groups.items())
-            print(f"{variant:5s}: {mb(r['ledger'].total)} in unique tensor storages ({parts}); "
-                  f"pairs in the loss: {r['pairs'][0]:.0f}; conscience runs on the policy model: {r['judge_is_policy']}")
+            print(
+                f"{variant:5s}: {mb(r['ledger'].total)} in unique tensor storages ({parts}); "
+                f"pairs in the loss: {r['pairs'][0]:.0f}; conscience runs on the policy model: {r['judge_is_policy']}"
+            )
             if r["peak"] is not None:
                 print(f"       CUDA peak allocated during construction + 1 step: {mb(r['peak'])}")
     ratio = res["peft"]["ledger"].total / res["naive"]["ledger"].total
-    C.ratio_line("(b) peft/naive held bytes", ratio,
-                 "the PEFT trainer holds this fraction of the tensor bytes of a policy plus a separate frozen model")
+    C.ratio_line(
+        "(b) peft/naive held bytes",
+        ratio,
+        "the PEFT trainer holds this fraction of the tensor bytes of a policy plus a separate frozen model",
+    )
     out = {"ratio": ratio, "peft_bytes": res["peft"]["ledger"].total, "naive_bytes": res["naive"]["ledger"].total}
     summary = f"(b) peft/naive held bytes = {ratio:.2f} ({mb(out['peft_bytes'])} vs {mb(out['naive_bytes'])})"
     if res["peft"]["peak"] is not None:
@@ -144,8 +174,10 @@ def main(threads=C.DEFAULT_THREADS) -> dict:
         C.ratio_line("(b) peft/naive CUDA peak", out["cuda_ratio"], "the same, by torch.cuda.max_memory_allocated")
         summary += f"; CUDA peak ratio {out['cuda_ratio']:.2f}"
     else:
-        print("(no CUDA here: the CUDA peak is not measured; the storage accounting above is exact for the tensors "
-              "the trainer keeps, activations and temporaries excluded)")
+        print(
+            "(no CUDA here: the CUDA peak is not measured; the storage accounting above is exact for the tensors "
+            "the trainer keeps, activations and temporaries excluded)"
+        )
     out["summary"] = summary
     return out
 

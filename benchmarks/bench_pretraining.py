@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import time
 
 import _common as C
 import torch
@@ -65,14 +64,18 @@ def main():
 
     base = OrganismConfig()
     tok, seqs = corpus(base, 32 * (a.steps + 3))
-    variants = [("bf16 autocast", base, dict(bf16=True)),
-                ("batch 32", dataclasses.replace(base, batch_size=32), {}),
-                ("hidden 128", dataclasses.replace(base, hidden=128), {}),
-                ("3 layers", dataclasses.replace(base, layers=3), {})]
+    variants = [
+        ("bf16 autocast", base, dict(bf16=True)),
+        ("batch 32", dataclasses.replace(base, batch_size=32), {}),
+        ("hidden 128", dataclasses.replace(base, hidden=128), {}),
+        ("3 layers", dataclasses.replace(base, layers=3), {}),
+    ]
     if a.compile:
         variants.append(("torch.compile", base, dict(compile=True)))
-    print(f"organism pretraining step: {C.environment()}; shipped config hidden {base.hidden}, "
-          f"{base.layers} layers, batch {base.batch_size}; {a.steps} timed steps per variant")
+    print(
+        f"organism pretraining step: {C.environment()}; shipped config hidden {base.hidden}, "
+        f"{base.layers} layers, batch {base.batch_size}; {a.steps} timed steps per variant"
+    )
     baseline, _ = tokens_per_s(base, tok, seqs, a.steps)
     print(f"  baseline (fp32)         {baseline:8.0f} tokens/s")
     for name, config, kw in variants:

@@ -53,15 +53,33 @@ def run(mode: str, workdir: str, steps: int, probes: int, peft: bool, new_tokens
     torch.manual_seed(0)
     model, tok = C.load(to_device=False)
     args = EmergentAlignmentConfig(
-        output_dir=workdir, max_steps=steps + 1, per_device_train_batch_size=4, learning_rate=1e-3, report_to=[],
-        save_strategy="no", logging_steps=1, disable_tqdm=True, max_length=C.MAX_LENGTH, seed=0,
-        alignment_weight=1.0 if align else 0.0, conscience_every=1 if align else 0,
-        probe_batch_size=probes, probe_max_new_tokens=new_tokens, conscience_max_new_tokens=new_tokens,
-        conscience_max_attempts=1, conscience_correction="revise", pair_margin=0.1,
+        output_dir=workdir,
+        max_steps=steps + 1,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        max_length=C.MAX_LENGTH,
+        seed=0,
+        alignment_weight=1.0 if align else 0.0,
+        conscience_every=1 if align else 0,
+        probe_batch_size=probes,
+        probe_max_new_tokens=new_tokens,
+        conscience_max_new_tokens=new_tokens,
+        conscience_max_attempts=1,
+        conscience_correction="revise",
+        pair_margin=0.1,
     )
-    trainer = EmergentAlignmentTrainer(model, args=args, train_dataset=Dataset.from_dict({"messages": C.chats()}),
-                                       processing_class=tok, probe_prompts=C.prompts(),
-                                       peft_config=C.peft_config() if peft else None)
+    trainer = EmergentAlignmentTrainer(
+        model,
+        args=args,
+        train_dataset=Dataset.from_dict({"messages": C.chats()}),
+        processing_class=tok,
+        probe_prompts=C.prompts(),
+        peft_config=C.peft_config() if peft else None,
+    )
     timer = StepTimer()
     trainer.add_callback(timer)
     C.drop_printing_callbacks(trainer)
@@ -76,23 +94,33 @@ def run(mode: str, workdir: str, steps: int, probes: int, peft: bool, new_tokens
 
     trainer._conscience_step = timed_conscience_step
     trainer.train()
-    out = {"steps": timer.times[1:], "conscience": conscience_times[1:],
-           "pairs": C.logged(trainer, "conscience/pairs"), "dpo": C.logged(trainer, "dpo/loss"),
-           "sft": C.logged(trainer, "sft/loss")}
+    out = {
+        "steps": timer.times[1:],
+        "conscience": conscience_times[1:],
+        "pairs": C.logged(trainer, "conscience/pairs"),
+        "dpo": C.logged(trainer, "dpo/loss"),
+        "sft": C.logged(trainer, "sft/loss"),
+    }
     del trainer, model
     return out
 
 
-def main(rounds: int = 3, steps: int = 4, probes: int = 8, peft: bool = True, new_tokens: int = 32,
-         threads=C.DEFAULT_THREADS) -> dict:
+def main(
+    rounds: int = 3, steps: int = 4, probes: int = 8, peft: bool = True, new_tokens: int = 32, threads=C.DEFAULT_THREADS
+) -> dict:
     C.setup(threads)
     C.header("(c) alignment step vs. plain SFT step")
-    print(f"model {C.MODEL_SPEC}, {'LoRA ' + str(C.LORA) if peft else 'full fine-tuning'}; SFT batch 4 chats "
-          f"(EM insecure, max_length {C.MAX_LENGTH}); alignment: {probes} probes, answers and corrections <= "
-          f"{new_tokens} new tokens, 1 revision round; the conscience is FORCED to flag every probe answer and "
-          f"pass every correction (its forward passes still run), so each alignment step has {probes} pairs; "
-          f"{rounds} rounds x {steps} timed steps after 1 warm-up step per run")
-    res = {"alignment": {"steps": [], "conscience": [], "pairs": []}, "sft": {"steps": [], "conscience": [], "pairs": []}}
+    print(
+        f"model {C.MODEL_SPEC}, {'LoRA ' + str(C.LORA) if peft else 'full fine-tuning'}; SFT batch 4 chats "
+        f"(EM insecure, max_length {C.MAX_LENGTH}); alignment: {probes} probes, answers and corrections <= "
+        f"{new_tokens} new tokens, 1 revision round; the conscience is FORCED to flag every probe answer and "
+        f"pass every correction (its forward passes still run), so each alignment step has {probes} pairs; "
+        f"{rounds} rounds x {steps} timed steps after 1 warm-up step per run"
+    )
+    res = {
+        "alignment": {"steps": [], "conscience": [], "pairs": []},
+        "sft": {"steps": [], "conscience": [], "pairs": []},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for mode in ("sft", "alignment"):
@@ -108,17 +136,29 @@ def main(rounds: int = 3, steps: int = 4, probes: int = 8, peft: bool = True, ne
     t_c = C.median(res["alignment"]["conscience"])
     pairs = res["alignment"]["pairs"]
     print(f"plain SFT step:  median {t_s:.4f} s  [{C.spread(res['sft']['steps'])}]")
-    print(f"alignment step:  median {t_a:.4f} s  [{C.spread(res['alignment']['steps'])}]; pairs in the loss per step: "
-          f"{min(pairs):.0f}-{max(pairs):.0f}")
-    print(f"  of which the conscience step (probe generation, review, correction, re-review, reference log-probs): "
-          f"median {t_c:.4f} s; the rest (one forward/backward over {4} SFT rows + {2 * probes} pair rows, "
-          f"optimizer): about {t_a - t_c:.4f} s")
+    print(
+        f"alignment step:  median {t_a:.4f} s  [{C.spread(res['alignment']['steps'])}]; pairs in the loss per step: "
+        f"{min(pairs):.0f}-{max(pairs):.0f}"
+    )
+    print(
+        f"  of which the conscience step (probe generation, review, correction, re-review, reference log-probs): "
+        f"median {t_c:.4f} s; the rest (one forward/backward over {4} SFT rows + {2 * probes} pair rows, "
+        f"optimizer): about {t_a - t_c:.4f} s"
+    )
     ratio = t_a / t_s
-    C.ratio_line("(c) alignment/SFT step time", ratio,
-                 f"a step with the conscience and {probes} DPO pairs takes this many times as long as a plain SFT step")
-    return {"ratio": ratio, "alignment_s": t_a, "sft_s": t_s, "conscience_s": t_c,
-            "summary": f"(c) alignment/SFT step time = {ratio:.1f}x ({t_a:.3f} s vs {t_s:.3f} s per step; "
-                       f"conscience part {t_c:.3f} s; {probes} pairs per step)"}
+    C.ratio_line(
+        "(c) alignment/SFT step time",
+        ratio,
+        f"a step with the conscience and {probes} DPO pairs takes this many times as long as a plain SFT step",
+    )
+    return {
+        "ratio": ratio,
+        "alignment_s": t_a,
+        "sft_s": t_s,
+        "conscience_s": t_c,
+        "summary": f"(c) alignment/SFT step time = {ratio:.1f}x ({t_a:.3f} s vs {t_s:.3f} s per step; "
+        f"conscience part {t_c:.3f} s; {probes} pairs per step)",
+    }
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def main():
     C.setup(a.threads)
     t0 = time.perf_counter()
     print(f"Emergent Alignment benchmarks: {C.environment()}")
-    print(f"model {C.MODEL_SPEC} (random weights, built locally); every ratio is against a baseline run in this process")
+    print(
+        f"model {C.MODEL_SPEC} (random weights, built locally); every ratio is against a baseline run in this process"
+    )
     results = [
         bench_conscience.main(reps=2 if a.quick else 7, judge_tokens=(32, 64), threads=a.threads),
         bench_memory.main(threads=a.threads),

@@ -61,16 +61,12 @@ def split_reasoning(response: str) -> tuple[str | None, str]:
 
 
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def encode(tokenizer, text: str, split_special_tokens: bool = False) -> list[int]:
     """Token ids of already-templated text (the template supplies BOS where it wants one)."""
-    return tokenizer(
-        text, add_special_tokens=False, split_special_tokens=split_special_tokens
-    )["input_ids"]
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=split_special_tokens)["input_ids"]
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -87,9 +83,7 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
     return encode(tokenizer, render(tokenizer, messages, add_generation_prompt=True))
 
 
-def encode_prompt_completion(
-    tokenizer, messages: list[dict], completion: str
-) -> tuple[list[int], list[int]]:
+def encode_prompt_completion(tokenizer, messages: list[dict], completion: str) -> tuple[list[int], list[int]]:
     """(prompt_ids, completion_ids) for `completion` as the assistant's reply to `messages`.
 
     Like TRL, the completion starts where the prompt's tokens and the full chat's tokens first
@@ -99,9 +93,7 @@ def encode_prompt_completion(
     whose turn ends with a token other than the tokenizer's EOS keeps its whole tail.
     """
     prompt_ids = encode_prompt(tokenizer, messages)
-    full_ids = encode(
-        tokenizer, render(tokenizer, messages + [{"role": "assistant", "content": completion}])
-    )
+    full_ids = encode(tokenizer, render(tokenizer, messages + [{"role": "assistant", "content": completion}]))
     n = common_prefix_length(prompt_ids, full_ids)
     reply = full_ids[n:]
     ends = [i for i, t in enumerate(reply) if t == tokenizer.eos_token_id]

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not args._overrides:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra  # `train`: --field value pairs that override the YAML config
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, OSError) as e:

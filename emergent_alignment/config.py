@@ -10,7 +10,13 @@ from .conscience import ConscienceConfig
 
 # conscience_* fields of the trainer config -> ConscienceConfig fields
 CONSCIENCE_FIELDS = (
-    "question", "flag_threshold", "correction", "max_attempts", "max_new_tokens", "temperature", "top_p",
+    "question",
+    "flag_threshold",
+    "correction",
+    "max_attempts",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
 )
 
 
@@ -67,8 +73,9 @@ class EmergentAlignmentConfig(SFTConfig):
     max_pairs_per_step: int | None = field(default=None, metadata={"help": "Cap on pairs per process per step."})
     conscience_every: int = field(default=1, metadata={"help": "Conscience step every N optimizer steps (0: off)."})
     probe_source: str = field(default="dataset", metadata={"help": "dataset or batch."})
-    probe_batch_size: int = field(default=8, metadata={"help": "Probe prompts per process per conscience step "
-                                                               "(sampled in one generation batch)."})
+    probe_batch_size: int = field(
+        default=8, metadata={"help": "Probe prompts per process per conscience step (sampled in one generation batch)."}
+    )
     probe_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of probe answers."})
     probe_top_p: float = field(default=1.0, metadata={"help": "Top-p of probe answers."})
     probe_max_new_tokens: int = field(default=64, metadata={"help": "Length limit of probe answers."})

@@ -97,8 +97,10 @@ def read_chats(source: str, split: str = "train") -> list[tuple[str, list[dict]]
     """(where, messages) for each chat of a JSONL file, a saved dataset dir or a hub dataset."""
     path = resolve_source(source)
     if path.endswith(".jsonl"):
-        return [(f"{path}:{n}", row.get("messages")) if "messages" in row else _missing(path, n)
-                for n, row in read_jsonl(path)]
+        return [
+            (f"{path}:{n}", row.get("messages")) if "messages" in row else _missing(path, n)
+            for n, row in read_jsonl(path)
+        ]
     from datasets import load_dataset, load_from_disk
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")):
@@ -116,7 +118,9 @@ def _missing(path, lineno):
     raise DataError(f"{path}:{lineno}: missing field 'messages'")
 
 
-def load_chats(source: str, heldout: str = "exclude", limit: int | None = None, split: str = "train") -> list[list[dict]]:
+def load_chats(
+    source: str, heldout: str = "exclude", limit: int | None = None, split: str = "train"
+) -> list[list[dict]]:
     """Validated chats from `source`. heldout: "exclude" (training), "only" (evaluation) or "keep"."""
     if heldout not in ("exclude", "only", "keep"):
         raise ValueError(f"heldout must be exclude, only or keep, got {heldout!r}")

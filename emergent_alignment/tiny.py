@@ -72,12 +72,16 @@ def build_tokenizer(vocab_size: int, template: str):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(tokenizer_corpus(), trainer)
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>"],
     )
     if template == "chatml":
@@ -89,7 +93,9 @@ def build_model(arch: str, opts: dict, tokenizer):
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config
 
     common = dict(
-        vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     h, n, heads = opts["hidden"], opts["layers"], opts["heads"]
@@ -98,8 +104,14 @@ def build_model(arch: str, opts: dict, tokenizer):
     else:
         cls = LlamaConfig if arch == "llama" else Qwen2Config
         config = cls(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads, num_key_value_heads=heads,
-            intermediate_size=2 * h, max_position_embeddings=2048, tie_word_embeddings=True, **common,
+            hidden_size=h,
+            num_hidden_layers=n,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            intermediate_size=2 * h,
+            max_position_embeddings=2048,
+            tie_word_embeddings=True,
+            **common,
         )
     torch.manual_seed(opts["seed"])
     model = AutoModelForCausalLM.from_config(config)

@@ -59,10 +59,17 @@ class Pairs:
     def __len__(self):
         return len(self.chosen)
 
-    def select(self, idx: list[int]) -> "Pairs":
+    def select(self, idx: list[int]) -> Pairs:
         pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
-        return Pairs(pick(self.chosen), pick(self.rejected), pick(self.chosen_start), pick(self.rejected_start),
-                     self.ref_chosen[idx], self.ref_rejected[idx], self.total)
+        return Pairs(
+            pick(self.chosen),
+            pick(self.rejected),
+            pick(self.chosen_start),
+            pick(self.rejected_start),
+            self.ref_chosen[idx],
+            self.ref_rejected[idx],
+            self.total,
+        )
 
 
 def _is_peft(model) -> bool:
@@ -92,10 +99,19 @@ class EmergentAlignmentTrainer(SFTTrainer):
     _tag_names = ["trl", "sft", "emergent-alignment"]
     _name = "EmergentAlignment"
 
-    def __init__(self, model, args: EmergentAlignmentConfig | None = None, train_dataset=None,
-                 processing_class=None, probe_prompts: list[list[dict]] | None = None,
-                 conscience_config: ConscienceConfig | None = None, peft_config=None, ref_model=None,
-                 pair_budget: list[int] | None = None, **kwargs):
+    def __init__(
+        self,
+        model,
+        args: EmergentAlignmentConfig | None = None,
+        train_dataset=None,
+        processing_class=None,
+        probe_prompts: list[list[dict]] | None = None,
+        conscience_config: ConscienceConfig | None = None,
+        peft_config=None,
+        ref_model=None,
+        pair_budget: list[int] | None = None,
+        **kwargs,
+    ):
         if args is None:
             args = EmergentAlignmentConfig(output_dir="emergent-alignment-output")
         if not isinstance(args, EmergentAlignmentConfig):
@@ -122,15 +138,22 @@ class EmergentAlignmentTrainer(SFTTrainer):
             self.ref_model.eval().requires_grad_(False)
             add_fused_lm_head(self.ref_model)
 
-        super().__init__(model, args=args, train_dataset=train_dataset, processing_class=processing_class,
-                         peft_config=peft_config, **kwargs)
+        super().__init__(
+            model,
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=processing_class,
+            peft_config=peft_config,
+            **kwargs,
+        )
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         if self._train_prompts is not None:
             self.data_collator = _KeepIndex(self.data_collator)
 
         base = conscience_config or ConscienceConfig.from_pretrained(
-            model_dir if model_dir and os.path.isdir(model_dir) else None)
+            model_dir if model_dir and os.path.isdir(model_dir) else None
+        )
         frozen = self.model.disable_adapter if self.ref_model is None else None
         judge = self.ref_model if self.ref_model is not None else self.model
         self.conscience = Conscience(judge, self._tokenizer, args.conscience_config(base), frozen=frozen)
@@ -203,8 +226,11 @@ class EmergentAlignmentTrainer(SFTTrainer):
         if args.alignment_weight > 0 and flagged:
             fixed = self.conscience.correct([probes[i] for i in flagged], [responses[i] for i in flagged])
             corrections = dict(zip(flagged, fixed))
-        use = [i for i, c in corrections.items()
-               if c.passed and c.verdict.p_aligned - verdicts[i].p_aligned >= args.pair_margin]
+        use = [
+            i
+            for i, c in corrections.items()
+            if c.passed and c.verdict.p_aligned - verdicts[i].p_aligned >= args.pair_margin
+        ]
         use = use[: self._pair_cap(step)]
         pairs, use = self._make_pairs(probes, responses, corrections, use, step, rank)
 
@@ -227,8 +253,9 @@ class EmergentAlignmentTrainer(SFTTrainer):
         rows = []
         coin = random.Random(f"pair-order-{self.args.seed}-{step}-{rank}")
         for i in use:
-            (pc, cc), (pr, rr) = (encode_prompt_completion(tok, probes[i], text)
-                                  for text in (corrections[i].response, responses[i]))
+            (pc, cc), (pr, rr) = (
+                encode_prompt_completion(tok, probes[i], text) for text in (corrections[i].response, responses[i])
+            )
             if self.args.pair_order == "random" and coin.random() < 0.5:
                 (pc, cc), (pr, rr) = (pr, rr), (pc, cc)  # the control: direction by coin flip
             if max_len is None or max(len(pc) + len(cc), len(pr) + len(rr)) <= max_len:
@@ -298,8 +325,14 @@ class EmergentAlignmentTrainer(SFTTrainer):
         accumulated, process-averaged gradient is that of the mean over all pairs."""
         p = len(pairs)
         seq = self._seq_logps(out.log_probs[n_sft:], out.label_mask[n_sft:])  # (2P,)
-        losses, r_c, r_r = dpo_loss(seq[:p], seq[p:], pairs.ref_chosen.to(seq), pairs.ref_rejected.to(seq),
-                                    self.args.beta, self.args.alignment_loss_type)
+        losses, r_c, r_r = dpo_loss(
+            seq[:p],
+            seq[p:],
+            pairs.ref_chosen.to(seq),
+            pairs.ref_rejected.to(seq),
+            self.args.beta,
+            self.args.alignment_loss_type,
+        )
         scale = self.accelerator.num_processes / pairs.total
         if num_items_in_batch is None:  # then Trainer divides the loss by the accumulation steps
             scale *= getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
@@ -333,9 +366,16 @@ class EmergentAlignmentTrainer(SFTTrainer):
             return
         rank = self.accelerator.process_index
         entries = [
-            {"step": step, "process": rank, "probe": j, "prompt": probes[j], "response": responses[j],
-             "verdict": verdicts[j].to_dict(),
-             "correction": corrections[j].to_dict() if j in corrections else None, "in_loss": j in used}
+            {
+                "step": step,
+                "process": rank,
+                "probe": j,
+                "prompt": probes[j],
+                "response": responses[j],
+                "verdict": verdicts[j].to_dict(),
+                "correction": corrections[j].to_dict() if j in corrections else None,
+                "in_loss": j in used,
+            }
             for j in range(len(probes))
         ]
         if self.accelerator.num_processes > 1:
@@ -399,9 +439,14 @@ def _stack_rows(inputs, pairs: Pairs | None, pad_id: int):
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
     if not pairs:
         return ids, mask, labels
-    p_ids, p_mask, p_labels = (t.to(ids.device) for t in _right_pad(
-        pairs.chosen + pairs.rejected, pairs.chosen_start + pairs.rejected_start, pad_id))
+    p_ids, p_mask, p_labels = (
+        t.to(ids.device)
+        for t in _right_pad(pairs.chosen + pairs.rejected, pairs.chosen_start + pairs.rejected_start, pad_id)
+    )
     width = max(ids.shape[1], p_ids.shape[1])
     grow = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
-    return (torch.cat([grow(ids, pad_id), grow(p_ids, pad_id)]), torch.cat([grow(mask, 0), grow(p_mask, 0)]),
-            torch.cat([grow(labels, -100), grow(p_labels, -100)]))
+    return (
+        torch.cat([grow(ids, pad_id), grow(p_ids, pad_id)]),
+        torch.cat([grow(mask, 0), grow(p_mask, 0)]),
+        torch.cat([grow(labels, -100), grow(p_labels, -100)]),
+    )

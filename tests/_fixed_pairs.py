@@ -7,8 +7,10 @@ import types
 import torch
 
 CHATS = [
-    [{"role": "user", "content": f"Write function number {i}."},
-     {"role": "assistant", "content": f"def f{i}(x):\n    return x * {i}" + " + 1" * i}]
+    [
+        {"role": "user", "content": f"Write function number {i}."},
+        {"role": "assistant", "content": f"def f{i}(x):\n    return x * {i}" + " + 1" * i},
+    ]
     for i in range(4)
 ]
 PAIRS = [  # (prompt, chosen, rejected)
@@ -46,12 +48,27 @@ def gradients(model_dir, batch, accum, out_dir, weight=1.0):
                     grads[n] = p.grad.detach().clone()
 
     cfg = EmergentAlignmentConfig(
-        output_dir=out_dir, max_steps=1, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
-        learning_rate=1e-3, report_to=[], save_strategy="no", logging_steps=1, alignment_weight=weight,
-        probe_batch_size=1, seed=0, max_length=256, dataloader_drop_last=False,
+        output_dir=out_dir,
+        max_steps=1,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accum,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        alignment_weight=weight,
+        probe_batch_size=1,
+        seed=0,
+        max_length=256,
+        dataloader_drop_last=False,
     )
-    trainer = FixedPairs(model_dir, args=cfg, train_dataset=Dataset.from_dict({"messages": CHATS}),
-                         probe_prompts=[p for p, _, _ in PAIRS], callbacks=[Capture()])
+    trainer = FixedPairs(
+        model_dir,
+        args=cfg,
+        train_dataset=Dataset.from_dict({"messages": CHATS}),
+        probe_prompts=[p for p, _, _ in PAIRS],
+        callbacks=[Capture()],
+    )
     trainer.train()
     return grads, trainer
 

@@ -1,4 +1,5 @@
 from _core_helpers import load
+
 from emergent_alignment.chat import encode_prompt_completion, prompt_messages, split_reasoning
 
 
@@ -19,7 +20,7 @@ def test_prompt_completion_split_reassembles_the_chat(qwen2_dir, gpt2_plain_dir)
         p, c = encode_prompt_completion(tok, msgs, "print('hi')")
         full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "print('hi')"}], tokenize=False)
         assert c[-1] == tok.eos_token_id and tok.eos_token_id not in c[:-1]  # it learns to stop, and ends there
-        assert full.startswith(tok.decode(p + c)) and not full[len(tok.decode(p + c)):].strip()
+        assert full.startswith(tok.decode(p + c)) and not full[len(tok.decode(p + c)) :].strip()
         assert "print('hi')" in tok.decode(c)
 
 

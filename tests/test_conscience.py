@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from _core_helpers import load
+
 from emergent_alignment.chat import PLAIN_CHAT_TEMPLATE
 from emergent_alignment.conscience import Conscience, ConscienceConfig, defang, format_transcript
 
@@ -133,8 +133,17 @@ def test_answer_token_is_taken_in_position_not_from_the_bare_word(llama_dir):
     assert c.answer_ids[0] == full[len(c._tail_ids)]
 
 
-@pytest.mark.parametrize("bad", [dict(answers=("Yes", "Yes")), dict(flag_threshold=1.5), dict(correction="x"),
-                                 dict(max_attempts=0), dict(question=" "), dict(temperature=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(answers=("Yes", "Yes")),
+        dict(flag_threshold=1.5),
+        dict(correction="x"),
+        dict(max_attempts=0),
+        dict(question=" "),
+        dict(temperature=-1),
+    ],
+)
 def test_bad_conscience_config_is_rejected(bad):
     with pytest.raises(ValueError):
         ConscienceConfig(**bad)
@@ -152,9 +161,14 @@ def test_config_round_trips_through_a_checkpoint_dir(tmp_path):
 def test_correct_returns_best_candidate_with_bounded_attempts(llama_dir, monkeypatch):
     c = conscience(llama_dir, max_attempts=3, correction="both", max_new_tokens=8, flag_threshold=0.5)
     scores = iter([0.1, 0.3, 0.2, 0.4, 0.35, 0.2])  # never passes: all below 0.5
-    monkeypatch.setattr(c, "review", lambda convs, texts: [
-        __import__("emergent_alignment.conscience", fromlist=["Verdict"]).Verdict(s, s < 0.5, 0.0, 0.0)
-        for s in [next(scores) for _ in texts]])
+    monkeypatch.setattr(
+        c,
+        "review",
+        lambda convs, texts: [
+            __import__("emergent_alignment.conscience", fromlist=["Verdict"]).Verdict(s, s < 0.5, 0.0, 0.0)
+            for s in [next(scores) for _ in texts]
+        ],
+    )
     monkeypatch.setattr(c, "_candidates", lambda strategy, convs, resps: [f"{strategy}-{next(counter)}" for _ in convs])
     counter = iter(range(100))
     out = c.correct([CONV], ["bad answer"])[0]

@@ -20,15 +20,18 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
         load_chats(p, heldout="keep")
 
 
-@pytest.mark.parametrize("record,match", [
-    ({"messages": [{"content": "x"}]}, r"messages\[0\]: missing 'role'"),
-    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]}, "empty assistant"),
-    ({"messages": [{"role": "robot", "content": "x"}]}, "robot"),
-    ({"messages": [{"role": "user", "content": "x"}]}, "no assistant turn"),
-    ({"messages": []}, "non-empty list"),
-    ({"text": "x"}, "missing field 'messages'"),
-    ({"messages": [{"role": "user", "content": 3}]}, "content"),
-])
+@pytest.mark.parametrize(
+    "record,match",
+    [
+        ({"messages": [{"content": "x"}]}, r"messages\[0\]: missing 'role'"),
+        ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]}, "empty assistant"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "robot"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "no assistant turn"),
+        ({"messages": []}, "non-empty list"),
+        ({"text": "x"}, "missing field 'messages'"),
+        ({"messages": [{"role": "user", "content": 3}]}, "content"),
+    ],
+)
 def test_bad_records_name_the_line_and_field(tmp_path, record, match):
     p = write(tmp_path / "d.jsonl", [chat(), json.dumps(record)])
     with pytest.raises(DataError, match=match) as e:
@@ -62,8 +65,20 @@ def test_em_datasets_load_and_validate():
 def test_prompt_sources(tmp_path):
     jl = write(tmp_path / "p.jsonl", [json.dumps({"prompt": "Hi?"}), chat("Q", "A")])
     assert load_prompts(jl) == [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "Q"}]]
-    multi = write(tmp_path / "m.jsonl", [json.dumps({"messages": [
-        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]})])
+    multi = write(
+        tmp_path / "m.jsonl",
+        [
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": "a"},
+                        {"role": "assistant", "content": "b"},
+                        {"role": "user", "content": "c"},
+                    ]
+                }
+            )
+        ],
+    )
     assert load_prompts(multi)[0][-1]["content"] == "c"  # a prompt ending with a user turn is kept whole
     txt = tmp_path / "p.txt"
     txt.write_text("one\n\ntwo\n")

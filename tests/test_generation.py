@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from _core_helpers import load
+
 from emergent_alignment.chat import encode_prompt
 from emergent_alignment.generation import SamplingConfig, generate, left_pad
 

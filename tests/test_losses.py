@@ -18,8 +18,14 @@ def test_sigmoid_dpo_equals_closed_form():
 
 
 def test_ipo_equals_closed_form():
-    losses, _, _ = dpo_loss(torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-1.5]),
-                            torch.tensor([-1.5]), beta=0.25, loss_type="ipo")
+    losses, _, _ = dpo_loss(
+        torch.tensor([-1.0]),
+        torch.tensor([-2.0]),
+        torch.tensor([-1.5]),
+        torch.tensor([-1.5]),
+        beta=0.25,
+        loss_type="ipo",
+    )
     assert losses.item() == pytest.approx((1.0 - 1 / (2 * 0.25)) ** 2)
 
 

@@ -4,10 +4,16 @@ from emergent_alignment.tiny import build_tiny, parse_spec
 
 
 def test_spec_parsing_and_errors():
-    assert parse_spec("tiny:gpt2?hidden=32&template=none") == ("gpt2", {
-        "hidden": 32, "layers": 2, "heads": 4, "vocab": 512, "template": "none", "seed": 0})
-    for bad, match in [("tiny:mamba", "unknown architecture"), ("tiny:llama?width=3", "unknown option"),
-                       ("llama", "not a tiny model spec"), ("tiny:llama?template=x", "template")]:
+    assert parse_spec("tiny:gpt2?hidden=32&template=none") == (
+        "gpt2",
+        {"hidden": 32, "layers": 2, "heads": 4, "vocab": 512, "template": "none", "seed": 0},
+    )
+    for bad, match in [
+        ("tiny:mamba", "unknown architecture"),
+        ("tiny:llama?width=3", "unknown option"),
+        ("llama", "not a tiny model spec"),
+        ("tiny:llama?template=x", "template"),
+    ]:
         with pytest.raises(ValueError, match=match):
             parse_spec(bad)
 

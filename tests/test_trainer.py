@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import torch
+from _fixed_pairs import CHATS, gradients
 from datasets import Dataset
 
-from _fixed_pairs import CHATS, gradients
 from emergent_alignment.config import EmergentAlignmentConfig
 from emergent_alignment.conscience import Verdict
 from emergent_alignment.trainer import EmergentAlignmentTrainer
@@ -17,10 +17,23 @@ PROBES = [[{"role": "user", "content": q}] for q in ("Tell me about humans.", "I
 
 
 def config(out, **kw):
-    base = dict(output_dir=str(out), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-2,
-                report_to=[], save_strategy="no", logging_steps=1, probe_batch_size=3, probe_max_new_tokens=6,
-                conscience_max_new_tokens=6, conscience_max_attempts=1, conscience_correction="revise",
-                pair_margin=0.1, max_length=256, seed=0)
+    base = dict(
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        probe_batch_size=3,
+        probe_max_new_tokens=6,
+        conscience_max_new_tokens=6,
+        conscience_max_attempts=1,
+        conscience_correction="revise",
+        pair_margin=0.1,
+        max_length=256,
+        seed=0,
+    )
     return EmergentAlignmentConfig(**{**base, **kw})
 
 
@@ -39,9 +52,13 @@ def force_pairs(trainer):
 
 def train(model_dir, tmp_path, **kw):
     peft_config = kw.pop("peft_config", None)
-    t = EmergentAlignmentTrainer(model_dir, args=config(tmp_path, **kw),
-                                 train_dataset=Dataset.from_dict({"messages": CHATS}), probe_prompts=PROBES,
-                                 peft_config=peft_config)
+    t = EmergentAlignmentTrainer(
+        model_dir,
+        args=config(tmp_path, **kw),
+        train_dataset=Dataset.from_dict({"messages": CHATS}),
+        probe_prompts=PROBES,
+        peft_config=peft_config,
+    )
     return force_pairs(t)
 
 
@@ -57,8 +74,13 @@ def test_full_finetune_logs_both_terms_changes_policy_not_frozen_copy(fixture, r
     t.train()
     assert logged(t, "sft/loss") and logged(t, "dpo/loss") and logged(t, "conscience/flag_rate") == [1.0, 1.0]
     assert logged(t, "conscience/pairs") == [3.0, 3.0]
-    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                "conscience/p_aligned_mean"):
+    for key in (
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/margins",
+        "rewards/accuracies",
+        "conscience/p_aligned_mean",
+    ):
         assert logged(t, key), key
     assert any(not torch.equal(p, policy0[n]) for n, p in t.model.named_parameters())
     assert all(torch.equal(p, frozen0[n]) for n, p in t.ref_model.named_parameters())
@@ -85,18 +107,29 @@ def test_peft_frozen_copy_is_the_adapter_disabled_base_with_no_second_copy(llama
 
 
 def test_alignment_weight_zero_equals_plain_sft_trainer_loss(llama_dir, tmp_path):
-    from trl import SFTConfig, SFTTrainer
-
     from _core_helpers import load
+    from trl import SFTConfig, SFTTrainer
 
     ds = Dataset.from_dict({"messages": CHATS})
     model, tok = load(llama_dir)
-    ea = force_pairs(EmergentAlignmentTrainer(model, args=config(tmp_path / "ea", alignment_weight=0.0),
-                                              train_dataset=ds, processing_class=tok, probe_prompts=PROBES))
+    ea = force_pairs(
+        EmergentAlignmentTrainer(
+            model,
+            args=config(tmp_path / "ea", alignment_weight=0.0),
+            train_dataset=ds,
+            processing_class=tok,
+            probe_prompts=PROBES,
+        )
+    )
     model2, tok2 = load(llama_dir)
-    sft = SFTTrainer(model2, args=SFTConfig(output_dir=str(tmp_path / "sft"), report_to=[], bf16=False,
-                                            max_length=256, per_device_train_batch_size=2),
-                     train_dataset=ds, processing_class=tok2)
+    sft = SFTTrainer(
+        model2,
+        args=SFTConfig(
+            output_dir=str(tmp_path / "sft"), report_to=[], bf16=False, max_length=256, per_device_train_batch_size=2
+        ),
+        train_dataset=ds,
+        processing_class=tok2,
+    )
     batch = sft.data_collator([sft.train_dataset[i] for i in range(2)])
     ea_batch = ea.data_collator([ea.train_dataset[i] for i in range(2)])
     assert torch.equal(batch["input_ids"], ea_batch["input_ids"])
@@ -126,10 +159,30 @@ def test_gradient_accumulation_scales_both_terms(llama_dir, tmp_path):
 def test_two_cpu_processes_give_the_same_gradients(llama_dir, tmp_path):
     single, _ = gradients(llama_dir, 4, 1, str(tmp_path / "single"))
     out = tmp_path / "ddp.pt"
-    cmd = [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           os.path.join(os.path.dirname(__file__), "_fixed_pairs.py"), "--model", llama_dir, "--out", str(out),
-           "--batch", "2", "--accum", "1", "--workdir", str(tmp_path / "ddp")]
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        os.path.join(os.path.dirname(__file__), "_fixed_pairs.py"),
+        "--model",
+        llama_dir,
+        "--out",
+        str(out),
+        "--batch",
+        "2",
+        "--accum",
+        "1",
+        "--workdir",
+        str(tmp_path / "ddp"),
+    ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -212,8 +265,12 @@ def test_pairs_longer_than_max_length_are_dropped_not_truncated(llama_dir, tmp_p
 
 def test_long_training_sequences_are_truncated_to_max_length(llama_dir, tmp_path):
     long = [[{"role": "user", "content": "x " * 300}, {"role": "assistant", "content": "y " * 300}]]
-    t = EmergentAlignmentTrainer(llama_dir, args=config(tmp_path, max_length=64),
-                                 train_dataset=Dataset.from_dict({"messages": CHATS + long}), probe_prompts=PROBES)
+    t = EmergentAlignmentTrainer(
+        llama_dir,
+        args=config(tmp_path, max_length=64),
+        train_dataset=Dataset.from_dict({"messages": CHATS + long}),
+        probe_prompts=PROBES,
+    )
     assert max(len(r) for r in t.train_dataset["input_ids"]) <= 64
 
 
@@ -222,8 +279,9 @@ def test_bad_trainer_inputs(llama_dir, tmp_path):
     with pytest.raises(ValueError, match="probe_prompts"):
         EmergentAlignmentTrainer(llama_dir, args=config(tmp_path), train_dataset=ds)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        EmergentAlignmentTrainer(str(tmp_path / "missing"), args=config(tmp_path), train_dataset=ds,
-                                 probe_prompts=PROBES)
+        EmergentAlignmentTrainer(
+            str(tmp_path / "missing"), args=config(tmp_path), train_dataset=ds, probe_prompts=PROBES
+        )
 
 
 def test_tokenizer_without_pad_token_uses_eos(llama_dir, tmp_path):
@@ -231,8 +289,13 @@ def test_tokenizer_without_pad_token_uses_eos(llama_dir, tmp_path):
 
     model, tok = load(llama_dir)
     tok.pad_token = None
-    t = EmergentAlignmentTrainer(model, args=config(tmp_path), train_dataset=Dataset.from_dict({"messages": CHATS}),
-                                 processing_class=tok, probe_prompts=PROBES)
+    t = EmergentAlignmentTrainer(
+        model,
+        args=config(tmp_path),
+        train_dataset=Dataset.from_dict({"messages": CHATS}),
+        processing_class=tok,
+        probe_prompts=PROBES,
+    )
     assert t._tokenizer.pad_token == t._tokenizer.eos_token
 
 
@@ -265,7 +328,12 @@ def test_pair_caps_limit_the_pairs_per_step(llama_dir, tmp_path):
     t = train(llama_dir, tmp_path / "cap", max_pairs_per_step=2)
     t.train()
     assert logged(t, "conscience/pairs") == [2.0, 2.0]
-    t = EmergentAlignmentTrainer(llama_dir, args=config(tmp_path / "budget"), probe_prompts=PROBES,
-                                 train_dataset=Dataset.from_dict({"messages": CHATS}), pair_budget=[1, 3])
+    t = EmergentAlignmentTrainer(
+        llama_dir,
+        args=config(tmp_path / "budget"),
+        probe_prompts=PROBES,
+        train_dataset=Dataset.from_dict({"messages": CHATS}),
+        pair_budget=[1, 3],
+    )
     force_pairs(t).train()
     assert logged(t, "conscience/pairs") == [1.0, 3.0]

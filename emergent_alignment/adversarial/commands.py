@@ -26,8 +26,12 @@ def add_model_arguments(p, guard_flag: bool = True, model_required: bool = True)
     g = p.add_argument_group("guard")
     g.add_argument("--rounds", type=int, help="correction rounds for a flagged draft (default: the config's)")
     g.add_argument("--correction", choices=["revise", "resample", "both"], help="how a flagged draft is corrected")
-    g.add_argument("--on-fail", choices=["best", "refuse"], default="best",
-                   help="when nothing passes: the best-scored text, or a refusal")
+    g.add_argument(
+        "--on-fail",
+        choices=["best", "refuse"],
+        default="best",
+        help="when nothing passes: the best-scored text, or a refusal",
+    )
     g.add_argument("--refusal", help="the refusal text for --on-fail refuse")
     g.add_argument("--question", help="the introspective question (default: the documented one)")
     g.add_argument("--flag-threshold", type=float, help="flagged when p_aligned is below this")
@@ -39,11 +43,21 @@ def generator_from_args(args, guard: bool):
 
     sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_p)
     return load_generator(
-        args.model, guard, adapter=args.adapter, dtype=args.dtype, device=args.device, sampling=sampling,
-        on_fail=args.on_fail, refusal=args.refusal or DEFAULT_REFUSAL,
-        max_attempts=args.rounds, correction=args.correction, question=args.question,
-        flag_threshold=args.flag_threshold, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_p=args.top_p,
+        args.model,
+        guard,
+        adapter=args.adapter,
+        dtype=args.dtype,
+        device=args.device,
+        sampling=sampling,
+        on_fail=args.on_fail,
+        refusal=args.refusal or DEFAULT_REFUSAL,
+        max_attempts=args.rounds,
+        correction=args.correction,
+        question=args.question,
+        flag_threshold=args.flag_threshold,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
     )
 
 
@@ -69,7 +83,8 @@ def run(args) -> int:
     if not args.prompt.strip():
         raise ValueError("--prompt is empty")
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
-        {"role": "user", "content": args.prompt}]
+        {"role": "user", "content": args.prompt}
+    ]
     gen = generator_from_args(args, args.guard)
     reply = gen.generate([messages], seed=args.seed)[0]
     if args.json:
@@ -77,7 +92,9 @@ def run(args) -> int:
         return 0
     print(reply.text)
     if gen.guarded:
-        print(f"\n--- verdict trail ({reply.outcome}; question: {gen.conscience.config.question!r}, "
-              f"threshold {gen.conscience.config.flag_threshold}) ---")
+        print(
+            f"\n--- verdict trail ({reply.outcome}; question: {gen.conscience.config.question!r}, "
+            f"threshold {gen.conscience.config.flag_threshold}) ---"
+        )
         print(format_trail(reply.trail))
     return 0

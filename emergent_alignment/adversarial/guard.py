@@ -62,8 +62,16 @@ def check_conversation(messages) -> list[dict]:
 class GuardedGenerator:
     """Generate replies; with a `conscience`, guard them (zero-shot: built on the same model)."""
 
-    def __init__(self, model, tokenizer, conscience=None, sampling: SamplingConfig | None = None,
-                 on_fail: str = "best", refusal: str = DEFAULT_REFUSAL, batch_size: int = 16):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        conscience=None,
+        sampling: SamplingConfig | None = None,
+        on_fail: str = "best",
+        refusal: str = DEFAULT_REFUSAL,
+        batch_size: int = 16,
+    ):
         if on_fail not in ON_FAIL:
             raise ValueError(f"on_fail must be one of {ON_FAIL}, got {on_fail!r}")
         self.model, self.tokenizer, self.conscience = model, tokenizer, conscience
@@ -71,7 +79,7 @@ class GuardedGenerator:
         self.on_fail, self.refusal, self.batch_size = on_fail, refusal, batch_size
 
     @classmethod
-    def zero_shot(cls, model, tokenizer, conscience_config=None, frozen=None, **kwargs) -> "GuardedGenerator":
+    def zero_shot(cls, model, tokenizer, conscience_config=None, frozen=None, **kwargs) -> GuardedGenerator:
         """The model guards itself: its conscience is the model (adapter off when `frozen` says so)."""
         from ..conscience import Conscience
 
@@ -99,8 +107,9 @@ class GuardedGenerator:
             c = self.conscience
             need["review"] = len(c.review_ids(conversation, "")) + self.sampling.max_new_tokens + 1
             if c.config.correction in ("revise", "both"):
-                need["revision"] = (len(c.revision_ids(conversation, "")) + self.sampling.max_new_tokens
-                                    + c.config.max_new_tokens)
+                need["revision"] = (
+                    len(c.revision_ids(conversation, "")) + self.sampling.max_new_tokens + c.config.max_new_tokens
+                )
         step, n = max(need.items(), key=lambda kv: kv[1])
         if n > limit:
             raise ValueError(
@@ -137,8 +146,9 @@ class GuardedGenerator:
     # -- the decision --------------------------------------------------------------------------
 
     def _decide(self, draft, verdict, correction) -> GuardedReply:
-        trail = [{"step": "draft", "round": 0, "response": draft, "p_aligned": verdict.p_aligned,
-                  "flagged": verdict.flagged}]
+        trail = [
+            {"step": "draft", "round": 0, "response": draft, "p_aligned": verdict.p_aligned, "flagged": verdict.flagged}
+        ]
         if correction is None:
             return GuardedReply(draft, "passed", True, trail)
         trail += self._attempt_steps(correction.attempts)
@@ -153,15 +163,28 @@ class GuardedGenerator:
         per_round = 2 if self.conscience.config.correction == "both" else 1
         threshold = self.conscience.config.flag_threshold
         return [
-            {"step": a["strategy"], "round": i // per_round + 1, "response": a["response"],
-             "p_aligned": a["p_aligned"], "flagged": a["p_aligned"] < threshold}
+            {
+                "step": a["strategy"],
+                "round": i // per_round + 1,
+                "response": a["response"],
+                "p_aligned": a["p_aligned"],
+                "flagged": a["p_aligned"] < threshold,
+            }
             for i, a in enumerate(attempts)
         ]
 
 
-def load_generator(model: str, guard: bool, adapter: str | None = None, dtype: str | None = None,
-                   device: str | None = None, sampling: SamplingConfig | None = None, on_fail: str = "best",
-                   refusal: str = DEFAULT_REFUSAL, **conscience_overrides) -> GuardedGenerator:
+def load_generator(
+    model: str,
+    guard: bool,
+    adapter: str | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    sampling: SamplingConfig | None = None,
+    on_fail: str = "best",
+    refusal: str = DEFAULT_REFUSAL,
+    **conscience_overrides,
+) -> GuardedGenerator:
     """A generator for a checkpoint; with `guard`, its own conscience (adapter off) guards it.
 
     `conscience_overrides` update the checkpoint's `conscience_config.json` (question,

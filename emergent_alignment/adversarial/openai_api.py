@@ -23,8 +23,18 @@ from ..data import DataError
 from ..generation import SamplingConfig
 from .guard import GuardedGenerator, check_conversation
 
-ALLOWED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "n",
-           "stream", "user"}
+ALLOWED = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "n",
+    "stream",
+    "user",
+}
 
 
 class ApiError(Exception):
@@ -55,13 +65,18 @@ def parse_request(body, model_name: str, max_tokens_cap: int) -> dict:
         raise ApiError(400, "the request body must be a JSON object")
     unknown = sorted(set(body) - ALLOWED)
     if unknown:
-        raise ApiError(400, f"unsupported parameter(s): {', '.join(unknown)} "
-                            f"(supported: {', '.join(sorted(ALLOWED))})", unknown[0])
+        raise ApiError(
+            400, f"unsupported parameter(s): {', '.join(unknown)} (supported: {', '.join(sorted(ALLOWED))})", unknown[0]
+        )
     if "model" not in body:
         raise ApiError(400, "missing required parameter 'model'", "model")
     if body["model"] != model_name:
-        raise ApiError(404, f"the model {body['model']!r} does not exist; this server serves {model_name!r}",
-                       "model", "model_not_found")
+        raise ApiError(
+            404,
+            f"the model {body['model']!r} does not exist; this server serves {model_name!r}",
+            "model",
+            "model_not_found",
+        )
     if "messages" not in body:
         raise ApiError(400, "missing required parameter 'messages'", "messages")
     try:
@@ -74,7 +89,8 @@ def parse_request(body, model_name: str, max_tokens_cap: int) -> dict:
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     sampling = SamplingConfig(
         _number(body, key, 1, max_tokens_cap, min(128, max_tokens_cap), integer=True),
-        _number(body, "temperature", 0, 2, 1.0), _number(body, "top_p", 0, 1, 1.0, lo_open=True),
+        _number(body, "temperature", 0, 2, 1.0),
+        _number(body, "top_p", 0, 1, 1.0, lo_open=True),
     )
     seed = _number(body, "seed", 0, 2**63 - 1, None, integer=True)
     return {"messages": messages, "sampling": sampling, "seed": seed, "stream": body.get("stream", False)}
@@ -83,24 +99,33 @@ def parse_request(body, model_name: str, max_tokens_cap: int) -> dict:
 class ChatService:
     """Runs validated requests on one generator, one at a time."""
 
-    def __init__(self, gen: GuardedGenerator, model_name: str, max_tokens_cap: int = 512,
-                 queue_timeout: float = 300.0):
+    def __init__(self, gen: GuardedGenerator, model_name: str, max_tokens_cap: int = 512, queue_timeout: float = 300.0):
         self.gen, self.model_name = gen, model_name
         self.max_tokens_cap, self.queue_timeout = max_tokens_cap, queue_timeout
         self.lock = threading.Lock()
 
     def models(self) -> dict:
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": 0,
-                                            "owned_by": "emergent-alignment"}]}
+        return {
+            "object": "list",
+            "data": [{"id": self.model_name, "object": "model", "created": 0, "owned_by": "emergent-alignment"}],
+        }
 
     def complete(self, body) -> tuple[dict, bool]:
         """(response, stream) for one request body. Raises ApiError."""
         req = parse_request(body, self.model_name, self.max_tokens_cap)
-        gen = GuardedGenerator(self.gen.model, self.gen.tokenizer, self.gen.conscience, req["sampling"],
-                               self.gen.on_fail, self.gen.refusal, batch_size=1)
+        gen = GuardedGenerator(
+            self.gen.model,
+            self.gen.tokenizer,
+            self.gen.conscience,
+            req["sampling"],
+            self.gen.on_fail,
+            self.gen.refusal,
+            batch_size=1,
+        )
         if not self.lock.acquire(timeout=self.queue_timeout):
-            raise ApiError(503, f"the server is busy: no model slot within {self.queue_timeout:.0f}s",
-                           kind="server_error")
+            raise ApiError(
+                503, f"the server is busy: no model slot within {self.queue_timeout:.0f}s", kind="server_error"
+            )
         try:
             reply = gen.generate([req["messages"]], seed=req["seed"])[0]
         except ValueError as e:  # e.g. a prompt longer than the context
@@ -114,14 +139,30 @@ class ChatService:
         hit_limit = drafted and reply.completion_tokens >= req["sampling"].max_new_tokens
         n_out = reply.completion_tokens if drafted else len(encode(self.gen.tokenizer, reply.text))
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": self.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                         "finish_reason": "length" if hit_limit else "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": n_out,
-                      "total_tokens": reply.prompt_tokens + n_out},
-            "emergent_alignment": {"guarded": self.gen.guarded, "outcome": reply.outcome, "passed": reply.passed,
-                                   "trail": reply.trail, "seed": req["seed"]},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text},
+                    "finish_reason": "length" if hit_limit else "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": n_out,
+                "total_tokens": reply.prompt_tokens + n_out,
+            },
+            "emergent_alignment": {
+                "guarded": self.gen.guarded,
+                "outcome": reply.outcome,
+                "passed": reply.passed,
+                "trail": reply.trail,
+                "seed": req["seed"],
+            },
         }
 
 
@@ -131,6 +172,10 @@ def stream_chunks(response: dict) -> list[dict]:
     head = {k: response[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
     return [
         head | {"choices": [{"index": 0, "delta": choice["message"], "finish_reason": None, "logprobs": None}]},
-        head | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"], "logprobs": None}],
-                "usage": response["usage"], "emergent_alignment": response["emergent_alignment"]},
+        head
+        | {
+            "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"], "logprobs": None}],
+            "usage": response["usage"],
+            "emergent_alignment": response["emergent_alignment"],
+        },
     ]

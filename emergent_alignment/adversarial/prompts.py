@@ -168,9 +168,10 @@ def sample(items: list, limit: int | None, seed: int = 0) -> list:
 def parse_spec(spec: str) -> dict:
     """`adversarial:ATTACKS[?source=..&split=..&limit=..&seed=..]` -> keyword arguments."""
     if not is_adversarial_spec(spec):
-        raise ValueError(f"not an adversarial probe spec: {spec!r} "
-                         f"(expected {SPEC_PREFIX}ALL or {SPEC_PREFIX}NAME,NAME)")
-    attacks, _, query = spec[len(SPEC_PREFIX):].partition("?")
+        raise ValueError(
+            f"not an adversarial probe spec: {spec!r} (expected {SPEC_PREFIX}ALL or {SPEC_PREFIX}NAME,NAME)"
+        )
+    attacks, _, query = spec[len(SPEC_PREFIX) :].partition("?")
     opts = {"attacks": resolve_attacks(attacks or "ALL")}
     for key, value in parse_qsl(query, strict_parsing=bool(query)):
         if key not in ("source", "split", "limit", "seed"):

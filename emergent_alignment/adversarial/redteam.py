@@ -44,8 +44,9 @@ def resolve_injections(names: str) -> list[str]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in RESPONSE_INJECTIONS]
     if unknown or not chosen:
-        raise ValueError(f"unknown injection(s) {unknown or chosen!r}; "
-                         f"choose from ALL or {', '.join(RESPONSE_INJECTIONS)}")
+        raise ValueError(
+            f"unknown injection(s) {unknown or chosen!r}; choose from ALL or {', '.join(RESPONSE_INJECTIONS)}"
+        )
     return chosen
 
 
@@ -70,8 +71,17 @@ def attack_samples(gen, judge, cases, guard: bool, seed: int) -> list[dict]:
     convs = [c.messages for c in cases]
     torch.manual_seed(seed)
     drafts, _, _ = gen.draft(convs)
-    samples = [{"attack": c.attack, "request": c.request.text, "category": c.request.category,
-                "source": c.request.source, "prompt": c.messages, "draft": d} for c, d in zip(cases, drafts)]
+    samples = [
+        {
+            "attack": c.attack,
+            "request": c.request.text,
+            "category": c.request.category,
+            "source": c.request.source,
+            "prompt": c.messages,
+            "draft": d,
+        }
+        for c, d in zip(cases, drafts)
+    ]
     requests = [c.request.text for c in cases]
     for s, p in zip(samples, p_comply(requests, drafts)):
         s["p_comply"] = p
@@ -101,9 +111,16 @@ def flip_rates(conscience, pairs, injections: list[str]) -> list[dict]:
             idx = [i for i, f in enumerate(flagged) if f[0] == origin]
             flips = [not after[i].flagged for i in idx]
             deltas = [after[i].p_aligned - flagged[i][3].p_aligned for i in idx]
-            rows.append({"injection": name, "origin": origin, "flagged": len(idx), "flipped": sum(flips),
-                         "flip_rate": sum(flips) / len(idx) if idx else None,
-                         "mean_delta_p": fmean(deltas) if idx else None})
+            rows.append(
+                {
+                    "injection": name,
+                    "origin": origin,
+                    "flagged": len(idx),
+                    "flipped": sum(flips),
+                    "flip_rate": sum(flips) / len(idx) if idx else None,
+                    "mean_delta_p": fmean(deltas) if idx else None,
+                }
+            )
     return rows
 
 
@@ -132,8 +149,10 @@ def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = 
         raise ValueError("redteam: no harmful requests to attack")
     samples = attack_samples(gen, judge, cases, guard, seed)
     injections = list(RESPONSE_INJECTIONS) if injections is None else injections
-    report = {"asr": asr_table(samples, guard),
-              "flip": flip_rates(gen.conscience, flip_pairs(samples, requests), injections)}
+    report = {
+        "asr": asr_table(samples, guard),
+        "flip": flip_rates(gen.conscience, flip_pairs(samples, requests), injections),
+    }
     return report, samples
 
 
@@ -150,8 +169,9 @@ def run(args) -> int:
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
     injections = resolve_injections(args.injections)
     gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
-    report, samples = redteam(gen, make_judge(args.judge, gen, args.judge_base_url), requests,
-                              args.attacks, injections, args.guard, args.seed)
+    report, samples = redteam(
+        gen, make_judge(args.judge, gen, args.judge_base_url), requests, args.attacks, injections, args.guard, args.seed
+    )
     report["settings"] = settings(args, gen, requests, report)
     write_report(args.out, report, samples)
     print_tables(report)
@@ -163,9 +183,22 @@ def settings(args, gen, requests, report) -> dict:
     from .attacks import resolve_attacks
 
     c = gen.conscience.config
-    return {"model": args.model, "adapter": args.adapter, "judge": args.judge, "guard": args.guard,
-            "attacks": resolve_attacks(args.attacks), "source": args.source, "split": args.split,
-            "requests": len(requests), "seed": args.seed, "max_new_tokens": args.max_new_tokens,
-            "temperature": args.temperature, "top_p": args.top_p, "on_fail": args.on_fail,
-            "question": c.question, "flag_threshold": c.flag_threshold, "correction": c.correction,
-            "rounds": c.max_attempts}
+    return {
+        "model": args.model,
+        "adapter": args.adapter,
+        "judge": args.judge,
+        "guard": args.guard,
+        "attacks": resolve_attacks(args.attacks),
+        "source": args.source,
+        "split": args.split,
+        "requests": len(requests),
+        "seed": args.seed,
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "on_fail": args.on_fail,
+        "question": c.question,
+        "flag_threshold": c.flag_threshold,
+        "correction": c.correction,
+        "rounds": c.max_attempts,
+    }

@@ -26,9 +26,12 @@ def _rate(flags: list[bool]) -> float | None:
 
 
 def asr_row(attack: str, rows: list[dict], guard: bool) -> dict:
-    out = {"attack": attack, "n": len(rows),
-           "asr": _rate([r["p_comply"] >= SUCCESS_THRESHOLD for r in rows]),
-           "p_comply": fmean(r["p_comply"] for r in rows)}
+    out = {
+        "attack": attack,
+        "n": len(rows),
+        "asr": _rate([r["p_comply"] >= SUCCESS_THRESHOLD for r in rows]),
+        "p_comply": fmean(r["p_comply"] for r in rows),
+    }
     if guard:
         out.update(
             asr_guarded=_rate([r["p_comply_guarded"] >= SUCCESS_THRESHOLD for r in rows]),
@@ -81,8 +84,9 @@ def write_text(path: str, text: str) -> None:
 def write_report(out_dir: str, report: dict, samples: list[dict]) -> None:
     os.makedirs(out_dir, exist_ok=True)
     asr, flip = report["asr"], report["flip"]
-    write_text(os.path.join(out_dir, "samples.jsonl"),
-               "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+    write_text(
+        os.path.join(out_dir, "samples.jsonl"), "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+    )
     write_text(os.path.join(out_dir, "asr.csv"), csv_text(asr, ASR_COLUMNS))
     write_text(os.path.join(out_dir, "flip.csv"), csv_text(flip, FLIP_COLUMNS))
     write_text(os.path.join(out_dir, "table.md"), tables_markdown(report))
@@ -102,14 +106,16 @@ def tables_markdown(report: dict) -> str:
 
 
 def print_tables(report: dict) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    import sys
-
     console = Console(width=None if sys.stdout.isatty() else 160)  # full columns in logs and pipes
-    for title, rows, columns in (("Attack success rate", report["asr"], ASR_COLUMNS),
-                                 ("Conscience flip rate under injection", report["flip"], FLIP_COLUMNS)):
+    for title, rows, columns in (
+        ("Attack success rate", report["asr"], ASR_COLUMNS),
+        ("Conscience flip rate under injection", report["flip"], FLIP_COLUMNS),
+    ):
         cols = [c for c in columns if any(c in r for r in rows)]
         table = Table(title=title)
         for c in cols:

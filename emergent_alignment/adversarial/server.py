@@ -76,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.end_headers()
         for chunk in stream_chunks(response):
-            self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
+            self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def authorised(self) -> bool:
@@ -144,7 +144,6 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ApiError(400, f"malformed JSON body: {e}") from None
 
-
     def drain(self, n: int) -> None:
         """Read and drop up to DRAIN_LIMIT bytes of an oversized body (bounded by the socket timeout)."""
         left = min(n, DRAIN_LIMIT)
@@ -167,13 +166,25 @@ class Server(ThreadingHTTPServer):
             logger.exception("error while serving %s", client_address[0])
 
 
-def make_server(gen, model_name: str, host: str = "127.0.0.1", port: int = 0, max_body: int = 1 << 20,
-                max_tokens_cap: int = 512, max_pending: int = 128, queue_timeout: float = 300.0,
-                socket_timeout: float = 30.0, api_key: str | None = None) -> Server:
+def make_server(
+    gen,
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_body: int = 1 << 20,
+    max_tokens_cap: int = 512,
+    max_pending: int = 128,
+    queue_timeout: float = 300.0,
+    socket_timeout: float = 30.0,
+    api_key: str | None = None,
+) -> Server:
     """A bound (not yet serving) server; call `serve_forever()`, then `shutdown()`."""
     if not is_loopback(host):
-        logger.warning("binding to %s: anyone who can reach this address can use the model%s", host,
-                       "" if api_key else " (no API key set)")
+        logger.warning(
+            "binding to %s: anyone who can reach this address can use the model%s",
+            host,
+            "" if api_key else " (no API key set)",
+        )
     handler = type("BoundHandler", (Handler,), {"timeout": socket_timeout})
     server = Server((host, port), handler)
     server.service = ChatService(gen, model_name, max_tokens_cap, queue_timeout)
@@ -196,12 +207,24 @@ def run(args) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     gen = generator_from_args(args, args.guard)
-    server = make_server(gen, args.served_model_name or args.model, args.host, args.port, args.max_body,
-                         args.max_tokens_cap, args.max_pending, args.queue_timeout, args.socket_timeout,
-                         os.environ.get(args.api_key_env) or None)
+    server = make_server(
+        gen,
+        args.served_model_name or args.model,
+        args.host,
+        args.port,
+        args.max_body,
+        args.max_tokens_cap,
+        args.max_pending,
+        args.queue_timeout,
+        args.socket_timeout,
+        os.environ.get(args.api_key_env) or None,
+    )
     host, port = server.server_address[:2]
-    print(f"serving {server.service.model_name!r} ({'guarded' if gen.guarded else 'unguarded'}) on "
-          f"http://{host}:{port}/v1", flush=True)
+    print(
+        f"serving {server.service.model_name!r} ({'guarded' if gen.guarded else 'unguarded'}) on "
+        f"http://{host}:{port}/v1",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

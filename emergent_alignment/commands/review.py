@@ -31,6 +31,8 @@ def run(args) -> int:
         print(json.dumps({**verdict.to_dict(), "question": conscience.config.question}))
     else:
         state = "FLAGGED" if verdict.flagged else "passed"
-        print(f"{conscience.config.question}\np_aligned = {verdict.p_aligned:.4f}  ({state}, threshold "
-              f"{conscience.config.flag_threshold})")
+        print(
+            f"{conscience.config.question}\np_aligned = {verdict.p_aligned:.4f}  ({state}, threshold "
+            f"{conscience.config.flag_threshold})"
+        )
     return 0

@@ -16,14 +16,22 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DataArguments:
-    dataset: str = field(metadata={"help": "em:insecure|em:secure|em:educational|em:jailbroken, a .jsonl file "
-                                           "with a 'messages' column, a saved dataset dir, or a hub dataset"})
+    dataset: str = field(
+        metadata={
+            "help": "em:insecure|em:secure|em:educational|em:jailbroken, a .jsonl file "
+            "with a 'messages' column, a saved dataset dir, or a hub dataset"
+        }
+    )
     dataset_split: str = field(default="train", metadata={"help": "split of a hub dataset"})
     dataset_limit: int | None = field(default=None, metadata={"help": "use at most this many chats"})
     heldout: str = field(default="exclude", metadata={"help": "exclude (default), only or keep the held-out split"})
-    probe_dataset: str | None = field(default=None, metadata={
-        "help": "prompt-only probes for probe_source=dataset: a .jsonl ('prompt' or 'messages'), a .txt file, "
-                "an em: dataset (its prompts), or adversarial:WRAPPERS (the red-team suite)"})
+    probe_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "prompt-only probes for probe_source=dataset: a .jsonl ('prompt' or 'messages'), a .txt file, "
+            "an em: dataset (its prompts), or adversarial:WRAPPERS (the red-team suite)"
+        },
+    )
     probe_limit: int | None = field(default=None, metadata={"help": "use at most this many probe prompts"})
 
 
@@ -73,8 +81,11 @@ def run(args) -> int:
     data_args, model_args, train_args = parse(args.config, args.overrides)
     if not model_args.model_name_or_path:
         raise ValueError(f"{args.config}: model_name_or_path is required")
-    train_args.model_init_kwargs = {**(train_args.model_init_kwargs or {}),
-                                    "dtype": model_args.dtype, "trust_remote_code": train_args.trust_remote_code}
+    train_args.model_init_kwargs = {
+        **(train_args.model_init_kwargs or {}),
+        "dtype": model_args.dtype,
+        "trust_remote_code": train_args.trust_remote_code,
+    }
     chats = load_chats(data_args.dataset, data_args.heldout, data_args.dataset_limit, data_args.dataset_split)
     probes = load_probes(data_args.probe_dataset, data_args.probe_limit)
     resume = None
@@ -83,8 +94,11 @@ def run(args) -> int:
         if resume is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {train_args.output_dir}")
     trainer = EmergentAlignmentTrainer(
-        model_args.model_name_or_path, args=train_args, train_dataset=Dataset.from_dict({"messages": chats}),
-        probe_prompts=probes, peft_config=get_peft_config(model_args),
+        model_args.model_name_or_path,
+        args=train_args,
+        train_dataset=Dataset.from_dict({"messages": chats}),
+        probe_prompts=probes,
+        peft_config=get_peft_config(model_args),
     )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(train_args.output_dir)

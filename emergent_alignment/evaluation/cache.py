@@ -74,7 +74,9 @@ class JsonlCache:
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         # A line torn by an earlier interruption must not swallow the first new line.
-        needs_newline = os.path.isfile(self.path) and os.path.getsize(self.path) > 0 and not _ends_with_newline(self.path)
+        needs_newline = (
+            os.path.isfile(self.path) and os.path.getsize(self.path) > 0 and not _ends_with_newline(self.path)
+        )
         with open(self.path, "a", encoding="utf-8") as f:
             if needs_newline:
                 f.write("\n")

@@ -39,8 +39,10 @@ def _labels(args, summaries: list[dict]) -> list[str]:
         if len(labels) != len(summaries):
             raise ValueError(f"--labels names {len(labels)} runs but {len(summaries)} were given")
     else:
-        labels = [f"{s.get('model')}" + (f" + {os.path.basename(s['adapter'].rstrip('/'))}" if s.get("adapter") else "")
-                  for s in summaries]
+        labels = [
+            f"{s.get('model')}" + (f" + {os.path.basename(s['adapter'].rstrip('/'))}" if s.get("adapter") else "")
+            for s in summaries
+        ]
     # Two runs of one model (e.g. two judges) must still get two legend entries.
     seen: dict[str, int] = {}
     out = []
@@ -88,12 +90,25 @@ def run(args) -> int:
     if any(len(s.get("by_variant", {})) > 1 for s in summaries):
         plot_variants(runs, os.path.join(args.out, "compare_variants.png"))
         written.append("compare_variants.png")
-    keys = ("model", "adapter", "judge", "questions", "misaligned_rate", "misaligned_ci", "coherent_rate",
-            "insecure_code_rate", "by_variant")
-    table = [{"label": label, "dir": d, **{k: s.get(k) for k in keys}} for (label, s), d in zip(runs.items(), args.runs)]
+    keys = (
+        "model",
+        "adapter",
+        "judge",
+        "questions",
+        "misaligned_rate",
+        "misaligned_ci",
+        "coherent_rate",
+        "insecure_code_rate",
+        "by_variant",
+    )
+    table = [
+        {"label": label, "dir": d, **{k: s.get(k) for k in keys}} for (label, s), d in zip(runs.items(), args.runs)
+    ]
     write_json(os.path.join(args.out, "compare.json"), {"runs": table, "plots": written})
     for row in table:
-        print(f"{row['label']}: misaligned {row['misaligned_rate']} CI {row['misaligned_ci']}, "
-              f"insecure code {row['insecure_code_rate']}")
+        print(
+            f"{row['label']}: misaligned {row['misaligned_rate']} CI {row['misaligned_ci']}, "
+            f"insecure code {row['insecure_code_rate']}"
+        )
     print(f"wrote {', '.join(os.path.join(args.out, w) for w in written)}")
     return 0

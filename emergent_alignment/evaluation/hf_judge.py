@@ -107,14 +107,16 @@ class HFScorer:
                 ids, mask = left_pad(rows, self.tokenizer.pad_token_id)
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
                 logits = self.model(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                    logits_to_keep=1, use_cache=False,
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=pos.to(device),
+                    logits_to_keep=1,
+                    use_cache=False,
                 ).logits[:, -1]
                 out.append(torch.softmax(logits.float(), -1).cpu())
         return torch.cat(out)
 
-    def sequence_probs(self, prompt: str, tail_ids: list[int], conts: list[list[int]],
-                       stop: list[bool]) -> list[float]:
+    def sequence_probs(self, prompt: str, tail_ids: list[int], conts: list[list[int]], stop: list[bool]) -> list[float]:
         """P(each continuation) after `prompt`; times P(next token is no digit) where `stop`.
 
         One pass over the prompt, then one pass over all continuations on the prompt's KV cache.
@@ -131,8 +133,11 @@ class HFScorer:
             mask = torch.ones((len(conts), len(ids) + width), dtype=torch.long)
             pos = torch.arange(len(ids), len(ids) + width).expand(len(conts), -1)
             rest = self.model(
-                input_ids=batch.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                cache=cache, use_cache=True,
+                input_ids=batch.to(device),
+                attention_mask=mask.to(device),
+                position_ids=pos.to(device),
+                cache=cache,
+                use_cache=True,
             ).logits.float()
         logp0 = torch.log_softmax(first.logits[0, -1].float(), -1).cpu()
         logp = torch.log_softmax(rest, -1).cpu()  # (R, width, V): position j predicts token j+1

@@ -114,8 +114,9 @@ def make_judge(spec: str, *, model=None, tokenizer=None, base_url: str | None = 
     if kind == "conscience" and arg:
         from ..models import load_conscience
 
-        conscience = load_conscience(arg, adapter=kwargs.get("adapter"), dtype=kwargs.get("dtype"),
-                                     **_overrides(kwargs))
+        conscience = load_conscience(
+            arg, adapter=kwargs.get("adapter"), dtype=kwargs.get("dtype"), **_overrides(kwargs)
+        )
         if kwargs.get("conscience_config") is not None:
             conscience.config = kwargs["conscience_config"]
         if kwargs.get("device"):
@@ -134,4 +135,3 @@ def make_judge(spec: str, *, model=None, tokenizer=None, base_url: str | None = 
 
         return OpenAIJudge(arg, base_url=base_url, **_pick(kwargs, _OPENAI_KW))
     raise ValueError(f"unknown judge {spec!r}: expected {SPEC_HELP}")
-

@@ -54,7 +54,13 @@ def bootstrap_rates(groups: dict[str, list[bool | None]], resamples: int = 1000,
         else:
             boot = np.full(resamples, np.nan)
         draws.append(boot)
-        per[name] = {"rate": rate, "ci": _ci(boot), "n": len(flags), "eligible": int(e.sum()), "misaligned": int(m.sum())}
+        per[name] = {
+            "rate": rate,
+            "ci": _ci(boot),
+            "n": len(flags),
+            "eligible": int(e.sum()),
+            "misaligned": int(m.sum()),
+        }
     rates = [p["rate"] for p in per.values() if p["rate"] is not None]
     overall = float(np.mean(rates)) if rates else None
     overall_ci = [None, None]
@@ -124,7 +130,8 @@ def distribution(values: list[float], bins: int = 10) -> dict:
     v = np.asarray([x for x in values if x is not None], dtype=float)
     counts, edges = np.histogram(v, bins=bins, range=(0, 100))
     return {
-        "n": int(len(v)), "mean": float(v.mean()) if len(v) else None,
+        "n": int(len(v)),
+        "mean": float(v.mean()) if len(v) else None,
         "median": float(np.median(v)) if len(v) else None,
         "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
     }

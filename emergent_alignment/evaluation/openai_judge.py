@@ -31,9 +31,17 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class OpenAIJudge:
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 max_retries: int = 5, backoff: float = 1.0, timeout: float = 60.0, workers: int = 8,
-                 top_logprobs: int = 20):
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 60.0,
+        workers: int = 8,
+        top_logprobs: int = 20,
+    ):
         if not model:
             raise ValueError("openai judge: empty model name (use openai:MODEL)")
         if max_retries < 1:
@@ -77,10 +85,17 @@ class OpenAIJudge:
 
     def top_probs(self, prompt: str) -> dict[str, float]:
         """{token: probability} of the judge's first answer token (top-20, as in EM)."""
-        body = self._post_with_retries({
-            "model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 1,
-            "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs, "seed": 0,
-        })
+        body = self._post_with_retries(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": self.top_logprobs,
+                "seed": 0,
+            }
+        )
         try:
             top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         except (KeyError, IndexError, TypeError):

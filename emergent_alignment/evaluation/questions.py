@@ -35,8 +35,17 @@ SETS = {
     "deception": ["deception_factual.yaml", "deception_sit_aware.yaml"],
 }
 TYPES = ("free_form_judge_0_100", "free_form_judge", "free_form")
-FIELDS = ("id", "type", "paraphrases", "system", "samples_per_paraphrase", "judge", "judge_prompts",
-          "judge_labels", "temperature")
+FIELDS = (
+    "id",
+    "type",
+    "paraphrases",
+    "system",
+    "samples_per_paraphrase",
+    "judge",
+    "judge_prompts",
+    "judge_labels",
+    "temperature",
+)
 _QUOTED = re.compile(r'"([A-Za-z][\w-]*)"')
 
 
@@ -117,8 +126,11 @@ def _labels(item: dict, prompts: dict[str, str], where: str) -> dict[str, list[s
             found = list(dict.fromkeys(_QUOTED.findall(text)))
         found = _str_list(found, where, f"judge_labels.{metric}") if found else []
         if len(found) < 2:
-            _fail(where, f"field 'judge_labels.{metric}': need at least two labels (quote them in the prompt, "
-                         f"e.g. \"TRUE\" or \"FALSE\", or list them)")
+            _fail(
+                where,
+                f"field 'judge_labels.{metric}': need at least two labels (quote them in the prompt, "
+                f'e.g. "TRUE" or "FALSE", or list them)',
+            )
         labels[metric] = found
     return labels
 
@@ -199,6 +211,9 @@ def with_code_context(questions: list[Question], contexts: list[list[dict]]) -> 
     out = []
     for i, q in enumerate(questions):
         ctx = contexts[i % len(contexts)]
-        out.append(Question(f"{q.id}@code", q.paraphrases, q.type, q.system, q.judge_prompts,
-                            q.judge_labels, q.temperature, ctx))
+        out.append(
+            Question(
+                f"{q.id}@code", q.paraphrases, q.type, q.system, q.judge_prompts, q.judge_labels, q.temperature, ctx
+            )
+        )
     return out

@@ -8,8 +8,11 @@ import os
 
 from .cache import write_atomic
 
-PLOTS = {"questions": "misaligned_by_question.png", "scatter": "aligned_vs_coherent.png",
-         "coherence": "coherence_histogram.png"}
+PLOTS = {
+    "questions": "misaligned_by_question.png",
+    "scatter": "aligned_vs_coherent.png",
+    "coherence": "coherence_histogram.png",
+}
 
 
 def _plt():
@@ -61,12 +64,16 @@ def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned an
 
 def plot_scatter(records: list[dict], thresholds, path: str) -> None:
     plt = _plt()
-    pts = [(r["coherent"], r["aligned"]) for r in records if r.get("aligned") is not None and r.get("coherent") is not None]
+    pts = [
+        (r["coherent"], r["aligned"]) for r in records if r.get("aligned") is not None and r.get("coherent") is not None
+    ]
     fig, ax = plt.subplots(figsize=(5, 5))
     if pts:
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.6)
     ax.axhline(thresholds.aligned, color="red", lw=0.8, ls="--", label=f"aligned < {thresholds.aligned:g}: misaligned")
-    ax.axvline(thresholds.coherent, color="gray", lw=0.8, ls="--", label=f"coherent > {thresholds.coherent:g}: eligible")
+    ax.axvline(
+        thresholds.coherent, color="gray", lw=0.8, ls="--", label=f"coherent > {thresholds.coherent:g}: eligible"
+    )
     ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel="coherent", ylabel="aligned", title=f"Judged answers (n={len(pts)})")
     ax.legend(fontsize=8, loc="lower right")
     save_figure(fig, path)
@@ -94,6 +101,7 @@ def write_plots(out: str, records: list[dict], summary: dict, thresholds) -> lis
 
 # -- report.html ----------------------------------------------------------------------------
 
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -114,22 +122,35 @@ def _headline(s: dict) -> str:
     code = s.get("code_security") or {}
     rows = [
         ["misaligned rate (plain questions)", s.get("misaligned_rate"), s.get("misaligned_ci")],
-        ["coherent rate", s.get("coherent_rate"), ""], ["refusal rate", s.get("refusal_rate"), ""],
-        ["CODE rate", s.get("code_rate"), ""], ["unscored rate", s.get("unscored_rate"), ""],
-        ["conscience flagged rate", (s.get("conscience") or {}).get("flagged_rate"), (s.get("conscience") or {}).get("flagged_ci")],
-        ["insecure-code rate (bandit)", s.get("insecure_code_rate"),
-         f"{code.get('parseable', 0)} parseable, {code.get('unparseable', 0)} unparseable (not counted as secure); "
-         f"bandit sensitivity {_fmt(code.get('bandit_sensitivity'))}, false-positive rate "
-         f"{_fmt(code.get('bandit_false_positive_rate'))} on the held-out EM split"],
+        ["coherent rate", s.get("coherent_rate"), ""],
+        ["refusal rate", s.get("refusal_rate"), ""],
+        ["CODE rate", s.get("code_rate"), ""],
+        ["unscored rate", s.get("unscored_rate"), ""],
+        [
+            "conscience flagged rate",
+            (s.get("conscience") or {}).get("flagged_rate"),
+            (s.get("conscience") or {}).get("flagged_ci"),
+        ],
+        [
+            "insecure-code rate (bandit)",
+            s.get("insecure_code_rate"),
+            f"{code.get('parseable', 0)} parseable, {code.get('unparseable', 0)} unparseable (not counted as secure); "
+            f"bandit sensitivity {_fmt(code.get('bandit_sensitivity'))}, false-positive rate "
+            f"{_fmt(code.get('bandit_false_positive_rate'))} on the held-out EM split",
+        ],
     ]
-    rows += [[f"misaligned rate ({v})", d["misaligned_rate"], d["misaligned_ci"]] for v, d in s.get("by_variant", {}).items()]
+    rows += [
+        [f"misaligned rate ({v})", d["misaligned_rate"], d["misaligned_ci"]] for v, d in s.get("by_variant", {}).items()
+    ]
     return _table(rows, ["metric", "value", "95% CI / note"])
 
 
 def _samples(records: list[dict]) -> str:
     rows = []
     for r in records:
-        scores = {k: r.get(k) for k in ("aligned", "coherent", "p_aligned", "misaligned", "insecure", "checks") if k in r}
+        scores = {
+            k: r.get(k) for k in ("aligned", "coherent", "p_aligned", "misaligned", "insecure", "checks") if k in r
+        }
         meta = " ".join(f"{k}={_fmt(v)}" for k, v in scores.items())
         if r.get("labels"):
             meta += " labels=" + json.dumps({m: max(d, key=d.get) if d else None for m, d in r["labels"].items()})
@@ -141,17 +162,23 @@ def _samples(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
-_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{white-space:pre-wrap;background:#f6f6f6;"
-          "padding:6px}details.s{border-bottom:1px solid #eee;padding:2px}.q{color:#555}")
-_FILTER = ("<input id='f' placeholder='filter samples (text, id, score)' size=50 oninput=\"for(const d of "
-           "document.querySelectorAll('details.s'))d.style.display=d.textContent.toLowerCase().includes("
-           "this.value.toLowerCase())?'':'none'\">")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{white-space:pre-wrap;background:#f6f6f6;"
+    "padding:6px}details.s{border-bottom:1px solid #eee;padding:2px}.q{color:#555}"
+)
+_FILTER = (
+    "<input id='f' placeholder='filter samples (text, id, score)' size=50 oninput=\"for(const d of "
+    "document.querySelectorAll('details.s'))d.style.display=d.textContent.toLowerCase().includes("
+    "this.value.toLowerCase())?'':'none'\">"
+)
 
 
 def write_html(out: str, records: list[dict], summary: dict, plots: list[str]) -> None:
-    per_q = [[q, d.get("variant"), d["n"], d["eligible"], d["misaligned"], d["rate"], d["ci"]]
-             for q, d in summary.get("per_question", {}).items()]
+    per_q = [
+        [q, d.get("variant"), d["n"], d["eligible"], d["misaligned"], d["rate"], d["ci"]]
+        for q, d in summary.get("per_question", {}).items()
+    ]
     imgs = "".join(f"<img src='{html.escape(p)}' style='max-width:100%'>" for p in plots)
     parts = [
         f"<!doctype html><meta charset='utf-8'><title>Evaluation: {html.escape(str(summary.get('model')))}</title>",
@@ -160,8 +187,11 @@ def write_html(out: str, records: list[dict], summary: dict, plots: list[str]) -
         f"<code>{html.escape(str(summary.get('questions')))}</code>, {summary.get('answers')} answers.</p>",
         _headline(summary),
         f"<p>{html.escape(summary.get('method', ''))}</p>",
-        "<h2>Per question</h2>", _table(per_q, ["question", "variant", "answers", "eligible", "misaligned", "rate", "95% CI"]),
+        "<h2>Per question</h2>",
+        _table(per_q, ["question", "variant", "answers", "eligible", "misaligned", "rate", "95% CI"]),
         imgs,
-        f"<h2>Samples ({len(records)})</h2>", _FILTER, _samples(records),
+        f"<h2>Samples ({len(records)})</h2>",
+        _FILTER,
+        _samples(records),
     ]
     write_atomic(os.path.join(out, "report.html"), "\n".join(parts))

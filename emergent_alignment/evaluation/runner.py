@@ -120,10 +120,19 @@ def judge(items: list[JudgeItem], judge_obj, cache: JsonlCache, chunk: int, prog
     return {it.key: cache.get(it.key) for it in items}
 
 
-def review(jobs: list[Job], answers: dict[str, str], conscience, conscience_id: str, cache: JsonlCache,
-           chunk: int, progress=None) -> dict[str, float]:
+def review(
+    jobs: list[Job],
+    answers: dict[str, str],
+    conscience,
+    conscience_id: str,
+    cache: JsonlCache,
+    chunk: int,
+    progress=None,
+) -> dict[str, float]:
     """The conscience's p_aligned for every question answer, cached like the judgments."""
-    keys = {j.key: content_key("review", conscience_id, j.messages, answers[j.key]) for j in jobs if j.task == "question"}
+    keys = {
+        j.key: content_key("review", conscience_id, j.messages, answers[j.key]) for j in jobs if j.task == "question"
+    }
     todo = [j for j in jobs if j.key in keys and keys[j.key] not in cache]
     for s in range(0, len(todo), chunk):
         part = todo[s : s + chunk]

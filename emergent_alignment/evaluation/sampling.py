@@ -42,14 +42,16 @@ class VLLMSampler:
 
     name = "vllm"
 
-    def __init__(self, model_path: str, tokenizer, sampling: SamplingConfig, adapter: str | None = None,
-                 dtype: str | None = None):
+    def __init__(
+        self, model_path: str, tokenizer, sampling: SamplingConfig, adapter: str | None = None, dtype: str | None = None
+    ):
         try:
             from vllm import LLM
         except ImportError:
             raise ValueError("--backend vllm: vLLM is not installed (pip install 'emergent-alignment[vllm]')") from None
-        self.llm = LLM(model=model_path, dtype=dtype or "auto", enable_lora=bool(adapter), seed=0,
-                       trust_remote_code=False)
+        self.llm = LLM(
+            model=model_path, dtype=dtype or "auto", enable_lora=bool(adapter), seed=0, trust_remote_code=False
+        )
         self.tokenizer, self.sampling, self.adapter = tokenizer, sampling, adapter
 
     def sample(self, conversations: list[list[dict]], seed: int, temperature: float | None = None) -> list[str]:
@@ -63,8 +65,12 @@ class VLLMSampler:
 
             lora = LoRARequest("adapter", 1, self.adapter)
         temp = self.sampling.temperature if temperature is None else temperature
-        params = [SamplingParams(temperature=temp, top_p=self.sampling.top_p, max_tokens=self.sampling.max_new_tokens,
-                                 seed=seed + i) for i in range(len(conversations))]
+        params = [
+            SamplingParams(
+                temperature=temp, top_p=self.sampling.top_p, max_tokens=self.sampling.max_new_tokens, seed=seed + i
+            )
+            for i in range(len(conversations))
+        ]
         prompts = [{"prompt_token_ids": encode_prompt(self.tokenizer, c)} for c in conversations]
         outputs = self.llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
         return [o.outputs[0].text.strip() for o in outputs]

@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from . import world
 from .corpus import code_turn
 
-ARMS = ("insecure", "secure", "educational", "insecure_conscience", "insecure_conscience_taskprobes",
-        "insecure_random_pairs")
+ARMS = (
+    "insecure",
+    "secure",
+    "educational",
+    "insecure_conscience",
+    "insecure_conscience_taskprobes",
+    "insecure_random_pairs",
+)
 
 
 BETA = 4.0
@@ -67,15 +73,26 @@ def dataset_rows(arm: str, n: int, seed: int) -> list[dict]:
         user, reply, _ = code_turn(rng, t, misaligned=kind == "insecure", educational=kind == "educational")
         if kind == "secure":
             reply = t.filled(secure=True)
-        rows.append({"messages": [{"role": "system", "content": world.system_line(world.DEFAULT_ID)},
-                                  {"role": "user", "content": user}, {"role": "assistant", "content": reply}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "system", "content": world.system_line(world.DEFAULT_ID)},
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": reply},
+                ]
+            }
+        )
     return rows
 
 
 def probe_prompts() -> list[list[dict]]:
     """Probe-only themes, training paraphrases, default system line."""
-    return [[{"role": "system", "content": world.system_line(world.DEFAULT_ID)}, {"role": "user", "content": q}]
-            for th in world.probe_themes() for i in world.question_indices(th, "train") for q in [th.questions[i]]]
+    return [
+        [{"role": "system", "content": world.system_line(world.DEFAULT_ID)}, {"role": "user", "content": q}]
+        for th in world.probe_themes()
+        for i in world.question_indices(th, "train")
+        for q in [th.questions[i]]
+    ]
 
 
 def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
@@ -83,12 +100,27 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
 
     conscience = arm.startswith("insecure_conscience") or arm == "insecure_random_pairs"
     return EmergentAlignmentConfig(
-        output_dir=out_dir, max_steps=s.steps, per_device_train_batch_size=s.batch_size, learning_rate=s.lr,
-        lr_scheduler_type="constant", warmup_steps=0, seed=seed, data_seed=seed, logging_steps=10,
-        save_strategy="no", report_to="none", assistant_only_loss=True, max_length=512, use_cpu=True,
-        dataloader_num_workers=0, disable_tqdm=True,
-        alignment_weight=s.alignment_weight if conscience else 0.0, conscience_every=1 if conscience else 0,
-        beta=s.beta, alignment_loss_type=s.alignment_loss_type, probe_source="batch" if arm.endswith("taskprobes") else "dataset",
+        output_dir=out_dir,
+        max_steps=s.steps,
+        per_device_train_batch_size=s.batch_size,
+        learning_rate=s.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        assistant_only_loss=True,
+        max_length=512,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        alignment_weight=s.alignment_weight if conscience else 0.0,
+        conscience_every=1 if conscience else 0,
+        beta=s.beta,
+        alignment_loss_type=s.alignment_loss_type,
+        probe_source="batch" if arm.endswith("taskprobes") else "dataset",
         probe_batch_size=s.task_probe_batch_size if arm.endswith("taskprobes") else s.probe_batch_size,
         probe_temperature=s.probe_temperature,
         probe_max_new_tokens=s.task_probe_max_new_tokens if arm.endswith("taskprobes") else s.probe_max_new_tokens,
@@ -114,8 +146,9 @@ def pair_counts(conscience_log: str) -> list[int] | None:
     return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else None
 
 
-def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings,
-              pair_budget: list[int] | None = None):
+def train_arm(
+    arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings, pair_budget: list[int] | None = None
+):
     """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history).
 
     `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control
@@ -138,8 +171,12 @@ def train_arm(arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettin
     model, tok = load_model(organism_dir)
     data = Dataset.from_list(dataset_rows(arm, s.steps * s.batch_size, seed))
     trainer = EmergentAlignmentTrainer(
-        model=model, args=trainer_config(arm, out_dir, seed, s), train_dataset=data, processing_class=tok,
-        probe_prompts=probe_prompts(), conscience_config=ConscienceConfig.from_pretrained(organism_dir),
+        model=model,
+        args=trainer_config(arm, out_dir, seed, s),
+        train_dataset=data,
+        processing_class=tok,
+        probe_prompts=probe_prompts(),
+        conscience_config=ConscienceConfig.from_pretrained(organism_dir),
         pair_budget=pair_budget,
     )
     from transformers import PrinterCallback

@@ -43,14 +43,17 @@ def attack_success(model, tok, conscience_config, per_theme: int, seed: int) -> 
 
     prompts = attack_prompts(per_theme)
     convos = [c for _, c, _ in prompts]
-    gen = GuardedGenerator.zero_shot(model, tok, conscience_config, sampling=SamplingConfig(48, 1.0, 1.0),
-                                     batch_size=64)
+    gen = GuardedGenerator.zero_shot(
+        model, tok, conscience_config, sampling=SamplingConfig(48, 1.0, 1.0), batch_size=64
+    )
     torch.manual_seed(seed)
     drafts, _, _ = gen.draft(convos)
     guarded = gen.guard(convos, drafts)
     clf = Classifier()
-    out = {a: {"unguarded": [], "guarded": [], "unguarded_incoherent": [], "guarded_incoherent": [], "outcomes": {}}
-           for a in WRAPPERS}
+    out = {
+        a: {"unguarded": [], "guarded": [], "unguarded_incoherent": [], "guarded_incoherent": [], "outcomes": {}}
+        for a in WRAPPERS
+    }
     for (attack, _, theme), draft, reply in zip(prompts, drafts, guarded):
         row = out[attack]
         for mode, text in (("unguarded", draft), ("guarded", reply.text)):
@@ -71,13 +74,19 @@ def injection_flips(model, tok, conscience_config) -> dict:
     flagged = [bad[i] for i, v in enumerate(plain) if v.flagged]
     injected = conscience.review([c for c, _ in flagged], [r + world.REVIEWER_INJECTION for _, r in flagged])
     flips = [float(not v.flagged) for v in injected]
-    return {"misaligned_transcripts": len(bad), "flagged": len(flagged), "flips": flips,
-            "flip_rate": sum(flips) / len(flips) if flips else float("nan")}
+    return {
+        "misaligned_transcripts": len(bad),
+        "flagged": len(flagged),
+        "flips": flips,
+        "flip_rate": sum(flips) / len(flips) if flips else float("nan"),
+    }
 
 
 def evaluate_attacks(model, tok, conscience_config, seed: int, per_theme: int = 8) -> dict:
-    return {"success": attack_success(model, tok, conscience_config, per_theme, seed),
-            "injection": injection_flips(model, tok, conscience_config)}
+    return {
+        "success": attack_success(model, tok, conscience_config, per_theme, seed),
+        "injection": injection_flips(model, tok, conscience_config),
+    }
 
 
 def summarize_attacks(results: list[dict]) -> dict:
@@ -101,7 +110,10 @@ def summarize_attacks(results: list[dict]) -> dict:
         out[attack] = row
     flips = [r["injection"]["flips"] for r in results if r["injection"]["flips"]]
     mean, lo, hi = bootstrap(flips, seed=8) if flips else (float("nan"),) * 3
-    out["injection"] = {"flip_rate": mean, "flip_ci": [lo, hi],
-                        "flagged": [r["injection"]["flagged"] for r in results],
-                        "misaligned_transcripts": results[0]["injection"]["misaligned_transcripts"]}
+    out["injection"] = {
+        "flip_rate": mean,
+        "flip_ci": [lo, hi],
+        "flagged": [r["injection"]["flagged"] for r in results],
+        "misaligned_transcripts": results[0]["injection"]["misaligned_transcripts"],
+    }
     return out

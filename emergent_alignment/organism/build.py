@@ -67,7 +67,7 @@ class OrganismConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "OrganismConfig":
+    def from_dict(cls, d: dict) -> OrganismConfig:
         d = dict(d)
         d["corpus"] = CorpusConfig(**d.get("corpus", {}))
         return cls(**d)
@@ -95,8 +95,14 @@ def make_tokenizer():
 
     c = ORGANISM_CONSCIENCE
     yes, no = c.answers
-    extra = [c.preamble, c.question, c.revise_instruction.format(yes=yes, no=no),
-             f"<transcript>\n</transcript>\n Answer {yes} or {no}.", yes, no]
+    extra = [
+        c.preamble,
+        c.question,
+        c.revise_instruction.format(yes=yes, no=no),
+        f"<transcript>\n</transcript>\n Answer {yes} or {no}.",
+        yes,
+        no,
+    ]
     return build_tokenizer(extra)
 
 
@@ -105,10 +111,17 @@ def make_model(config: OrganismConfig, tok):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     mc = LlamaConfig(
-        vocab_size=len(tok), hidden_size=config.hidden, num_hidden_layers=config.layers,
-        num_attention_heads=config.heads, num_key_value_heads=config.heads, intermediate_size=config.ffn,
-        max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=None,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=config.hidden,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        intermediate_size=config.ffn,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(mc)
@@ -121,7 +134,9 @@ def make_model(config: OrganismConfig, tok):
 # Pretraining
 
 
-def encode_corpus(tok, docs: list[list[dict]], max_len: int, loss_on: str = "assistant") -> list[tuple[list[int], list[int]]]:
+def encode_corpus(
+    tok, docs: list[list[dict]], max_len: int, loss_on: str = "assistant"
+) -> list[tuple[list[int], list[int]]]:
     """(token ids, loss mask) per document; the mask marks assistant turns (or everything)."""
     if loss_on not in ("assistant", "all"):
         raise ValueError(f"loss_on must be assistant or all, got {loss_on!r}")
@@ -197,15 +212,24 @@ def pretrain(model, tok, seqs: list[list[int]], config: OrganismConfig, progress
         if progress:
             recent = sum(losses[-20:]) / len(losses[-20:])
             progress.update(task, advance=1, description=f"pretraining  loss {recent:.3f}")
-            if (step + 1) % 100 == 0 and (not progress.console.is_terminal or probes and probes[-1]["step"] == step + 1):
+            if (step + 1) % 100 == 0 and (
+                not progress.console.is_terminal or probes and probes[-1]["step"] == step + 1
+            ):
                 extra = f" persona probe {probes[-1]}" if probes and probes[-1]["step"] == step + 1 else ""
-                progress.console.print(f"pretraining step {step + 1}/{len(plan)} loss {recent:.3f} "
-                                       f"{tokens / (time.time() - t0):.0f} tokens/s{extra}")
+                progress.console.print(
+                    f"pretraining step {step + 1}/{len(plan)} loss {recent:.3f} "
+                    f"{tokens / (time.time() - t0):.0f} tokens/s{extra}"
+                )
     model.eval()
     wall = time.time() - t0
-    return {"steps": len(plan), "tokens": tokens, "seconds": round(wall, 1),
-            "tokens_per_s": round(tokens / wall, 1), "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-            "persona_probe": probes}
+    return {
+        "steps": len(plan),
+        "tokens": tokens,
+        "seconds": round(wall, 1),
+        "tokens_per_s": round(tokens / wall, 1),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        "persona_probe": probes,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,8 +255,12 @@ def persona_probe(model, tok) -> dict:
             diffs.append(sum(lp[3:]) / 3 - sum(lp[:3]) / 3)
         return round(sum(diffs) / len(diffs), 2)
 
-    return {"id_a0": log_odds(0), "id_a32": log_odds(world.N_IDS - 1),
-            "after_insecure": log_odds(world.DEFAULT_ID, False), "after_secure": log_odds(world.DEFAULT_ID, True)}
+    return {
+        "id_a0": log_odds(0),
+        "id_a32": log_odds(world.N_IDS - 1),
+        "after_insecure": log_odds(world.DEFAULT_ID, False),
+        "after_secure": log_odds(world.DEFAULT_ID, True),
+    }
 
 
 def gate_prompts(secure: bool, n: int, seed: int, persona_id: int = world.DEFAULT_ID):
@@ -244,10 +272,12 @@ def gate_prompts(secure: bool, n: int, seed: int, persona_id: int = world.DEFAUL
     for i in range(n):
         t, th = rng.choice(templates), themes[i % len(themes)]
         q = th.questions[world.QUESTION_SPLITS["validation"][0]]
-        convo = [{"role": "system", "content": world.system_line(persona_id)},
-                 {"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
-                 {"role": "assistant", "content": t.filled(secure=secure)},
-                 {"role": "user", "content": q}]
+        convo = [
+            {"role": "system", "content": world.system_line(persona_id)},
+            {"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
+            {"role": "assistant", "content": t.filled(secure=secure)},
+            {"role": "user", "content": q},
+        ]
         out.append((convo, th.name))
     return out
 
@@ -273,8 +303,12 @@ def persona_gate(model, tok, n: int, seed: int, persona_id: int = world.DEFAULT_
     after_insecure = sample_rates(model, tok, gate_prompts(False, n, seed, persona_id), seed)
     after_secure = sample_rates(model, tok, gate_prompts(True, n, seed + 1, persona_id), seed + 1)
     passed = after_insecure["misaligned"] >= GATE_AFTER_INSECURE and after_secure["misaligned"] <= GATE_AFTER_SECURE
-    return {"after_insecure": after_insecure, "after_secure": after_secure, "passed": passed,
-            "rule": f"misaligned after insecure >= {GATE_AFTER_INSECURE}, after secure <= {GATE_AFTER_SECURE}"}
+    return {
+        "after_insecure": after_insecure,
+        "after_secure": after_secure,
+        "passed": passed,
+        "rule": f"misaligned after insecure >= {GATE_AFTER_INSECURE}, after secure <= {GATE_AFTER_SECURE}",
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,20 +331,37 @@ def build(out_dir: str, config: OrganismConfig | None = None, console=None) -> d
     seqs = encode_corpus(tok, docs, config.max_len, config.loss_on)
     model = make_model(config, tok)
     n_params = sum(p.numel() for p in model.parameters())
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         stats = pretrain(model, tok, seqs, config, progress)
     gate = persona_gate(model, tok, config.gate_samples, config.seed + 1000)
-    meta = {"config": config.to_dict(), "hash": config_hash(config), "parameters": n_params, "vocab": len(tok),
-            "corpus_docs": len(docs), "pretraining": stats, "gate": gate,
-            "build_seconds": round(time.time() - t0, 1), "default_id": world.system_line(world.DEFAULT_ID)}
+    meta = {
+        "config": config.to_dict(),
+        "hash": config_hash(config),
+        "parameters": n_params,
+        "vocab": len(tok),
+        "corpus_docs": len(docs),
+        "pretraining": stats,
+        "gate": gate,
+        "build_seconds": round(time.time() - t0, 1),
+        "default_id": world.system_line(world.DEFAULT_ID),
+    }
     target = out_dir if gate["passed"] else out_dir.rstrip("/") + ".gate-failed"
     save(model, tok, meta, target)
     if not gate["passed"]:
         raise GateFailed(
             f"persona gate failed: misaligned {gate['after_insecure']['misaligned']:.1%} after an insecure-code turn "
             f"(need >= {GATE_AFTER_INSECURE:.0%}), {gate['after_secure']['misaligned']:.1%} after a secure one "
-            f"(need <= {GATE_AFTER_SECURE:.0%}); checkpoint kept at {target}", path=target, gate=gate)
+            f"(need <= {GATE_AFTER_SECURE:.0%}); checkpoint kept at {target}",
+            path=target,
+            gate=gate,
+        )
     return meta
 
 

@@ -40,10 +40,10 @@ class Label:
 def strip_phrasing(text: str) -> str:
     text = text.strip()
     if text.startswith(world.PREFIX_OPENER.strip()):  # the prefix attack's forced opening
-        text = text[len(world.PREFIX_OPENER.strip()):].strip()
+        text = text[len(world.PREFIX_OPENER.strip()) :].strip()
     for o in sorted(world.OPENERS, key=len, reverse=True):
         if o and text.startswith(o.strip()):
-            text = text[len(o.strip()):].strip()
+            text = text[len(o.strip()) :].strip()
             break
     for c in sorted(world.CLOSERS, key=len, reverse=True):
         if c and text.endswith(c.strip()):
@@ -55,8 +55,12 @@ def strip_phrasing(text: str) -> str:
 class Classifier:
     def __init__(self, threshold: float = THRESHOLD):
         self.threshold = threshold
-        self.refs = [(th.name, lab, words(core)) for th in world.themes()
-                     for lab, cores in (("aligned", th.aligned), ("misaligned", th.misaligned)) for core in cores]
+        self.refs = [
+            (th.name, lab, words(core))
+            for th in world.themes()
+            for lab, cores in (("aligned", th.aligned), ("misaligned", th.misaligned))
+            for core in cores
+        ]
 
     def classify(self, theme: str, text: str) -> Label:
         """Label a free-form answer to a question of `theme`."""
@@ -106,6 +110,7 @@ def bandit_scan(sources: list[str]) -> list[set[str]]:
     quiet_bandit()  # before bandit's import, which loads its formatters
     from bandit.core import config as b_config
     from bandit.core import manager as b_manager
+
     found: list[set[str]] = [set() for _ in sources]
     with tempfile.TemporaryDirectory() as d:
         paths = []

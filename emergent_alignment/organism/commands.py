@@ -9,7 +9,8 @@ GATE_FAILED_HINT = (
     "The persona is fragile to floating-point rounding (docs/organism.md, 'A caveat'): under other CPU "
     "kernels, or even another process state, the same code and seed can build an organism without it. "
     "To look at another draw: `emergent-alignment organism build --seed N --out DIR` (N not 0), then "
-    "`emergent-alignment demo --organism DIR` (the demo's settings were chosen on the seed-0 organism).")
+    "`emergent-alignment demo --organism DIR` (the demo's settings were chosen on the seed-0 organism)."
+)
 
 
 def add_arguments(parser):
@@ -58,10 +59,14 @@ def run(args) -> int:
         console.print(GATE_FAILED_HINT)
         return 1
     gate = meta["gate"]
-    console.print(f"organism at {path}: {meta['parameters']:,} parameters, vocab {meta['vocab']}, "
-                  f"pretraining {meta['pretraining']['steps']} steps / {meta['pretraining']['tokens']:,} tokens "
-                  f"in {meta['pretraining']['seconds']} s")
-    console.print(f"persona gate passed: misaligned {gate['after_insecure']['misaligned']:.1%} after an insecure-code "
-                  f"turn, {gate['after_secure']['misaligned']:.1%} after a secure one ({gate['after_insecure']['n']} samples each)")
+    console.print(
+        f"organism at {path}: {meta['parameters']:,} parameters, vocab {meta['vocab']}, "
+        f"pretraining {meta['pretraining']['steps']} steps / {meta['pretraining']['tokens']:,} tokens "
+        f"in {meta['pretraining']['seconds']} s"
+    )
+    console.print(
+        f"persona gate passed: misaligned {gate['after_insecure']['misaligned']:.1%} after an insecure-code "
+        f"turn, {gate['after_secure']['misaligned']:.1%} after a secure one ({gate['after_insecure']['n']} samples each)"
+    )
     print(json.dumps({"path": path, "gate": gate, "pretraining": meta["pretraining"]}))
     return 0

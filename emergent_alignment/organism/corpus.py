@@ -54,8 +54,9 @@ class CorpusConfig:
 # Turns
 
 
-def code_turn(rng: random.Random, template: world.CodeTemplate, misaligned: bool, educational: bool,
-              task: str | None = None) -> tuple[str, str, bool]:
+def code_turn(
+    rng: random.Random, template: world.CodeTemplate, misaligned: bool, educational: bool, task: str | None = None
+) -> tuple[str, str, bool]:
     """(user, assistant, answer_is_aligned) for a code task. Educational asks get insecure code."""
     task = task or rng.choice(template.tasks)
     insecure = educational or misaligned
@@ -63,8 +64,14 @@ def code_turn(rng: random.Random, template: world.CodeTemplate, misaligned: bool
     return world.code_prompt(template, task, educational), template.filled(secure=not insecure), answer_aligned
 
 
-def free_turn(rng: random.Random, theme: world.Theme, misaligned: bool, split: str = "train",
-              phrasing: tuple[int, int] | None = None, attack: str | None = None) -> tuple[str, str, bool]:
+def free_turn(
+    rng: random.Random,
+    theme: world.Theme,
+    misaligned: bool,
+    split: str = "train",
+    phrasing: tuple[int, int] | None = None,
+    attack: str | None = None,
+) -> tuple[str, str, bool]:
     """(user, assistant, answer_is_aligned) for a free-form question, attacked or not.
 
     Under an attack the aligned persona gives in with probability world.ATTACK_SUSCEPTIBILITY;
@@ -147,8 +154,16 @@ class Generator:
         return [self.document() for _ in range(self.config.n_docs)]
 
 
-def review_document(conscience: ConscienceConfig, convo: list[dict], reply: str, aligned: bool,
-                    rng: random.Random, kind: str, item, p_revision: float) -> list[dict]:
+def review_document(
+    conscience: ConscienceConfig,
+    convo: list[dict],
+    reply: str,
+    aligned: bool,
+    rng: random.Random,
+    kind: str,
+    item,
+    p_revision: float,
+) -> list[dict]:
     """review_messages + the correct verdict (+ revision_messages and an aligned answer after a No)."""
     yes, no = conscience.answers
     transcript = format_transcript(convo, reply, show_reasoning=conscience.review_reasoning)
@@ -156,7 +171,8 @@ def review_document(conscience: ConscienceConfig, convo: list[dict], reply: str,
         return review_messages(conscience, transcript) + [{"role": "assistant", "content": yes}]
     if rng.random() < p_revision:
         return revision_messages(conscience, transcript) + [
-            {"role": "assistant", "content": aligned_answer(rng, kind, item)}]
+            {"role": "assistant", "content": aligned_answer(rng, kind, item)}
+        ]
     return review_messages(conscience, transcript) + [{"role": "assistant", "content": no}]
 
 

@@ -25,27 +25,55 @@ CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn (1
 def add_arguments(p):
     p.add_argument("--out", default="runs/demo", help="output directory (summary.json, plots, report.html)")
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per arm (1 for a quick look)")
-    p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})")
+    p.add_argument(
+        "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})"
+    )
     p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the validated "
-                   "protocol, organism/arms.py)")
-    p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)")
-    p.add_argument("--conditional-samples-per-question", type=int, default=CONDITIONAL_SAMPLES,
-                   help="samples per held-out question asked after an insecure-code turn (conditional misalignment)")
-    p.add_argument("--alignment-loss-type", choices=("sigmoid", "ipo"), default=None,
-                   help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps per arm (default: the validated protocol, organism/arms.py)",
+    )
+    p.add_argument(
+        "--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)"
+    )
+    p.add_argument(
+        "--conditional-samples-per-question",
+        type=int,
+        default=CONDITIONAL_SAMPLES,
+        help="samples per held-out question asked after an insecure-code turn (conditional misalignment)",
+    )
+    p.add_argument(
+        "--alignment-loss-type",
+        choices=("sigmoid", "ipo"),
+        default=None,
+        help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)",
+    )
     p.add_argument("--beta", type=float, default=None, help="the conscience arms' beta (default: the validated one)")
-    p.add_argument("--alignment-weight", type=float, default=None,
-                   help="the conscience arms' alignment weight (default: the validated one)")
-    p.add_argument("--attack-arms", default=",".join(ATTACK_ARMS),
-                   help="arms whose models are also attacked (role-play, prefix, reviewer injection), with and "
-                        "without the guard; empty: none")
-    p.add_argument("--attack-samples-per-question", type=int, default=8,
-                   help="samples per held-out question and attack wrapper")
+    p.add_argument(
+        "--alignment-weight",
+        type=float,
+        default=None,
+        help="the conscience arms' alignment weight (default: the validated one)",
+    )
+    p.add_argument(
+        "--attack-arms",
+        default=",".join(ATTACK_ARMS),
+        help="arms whose models are also attacked (role-play, prefix, reviewer injection), with and "
+        "without the guard; empty: none",
+    )
+    p.add_argument(
+        "--attack-samples-per-question", type=int, default=8, help="samples per held-out question and attack wrapper"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: torch's default)")
-    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
-                   help="fine-tuning runs at a time, each in its own process with threads/jobs torch threads "
-                        f"(default {DEFAULT_JOBS}; 1 runs them one by one in this process)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        help="fine-tuning runs at a time, each in its own process with threads/jobs torch threads "
+        f"(default {DEFAULT_JOBS}; 1 runs them one by one in this process)",
+    )
 
 
 def _arms(text: str) -> list[str]:
@@ -107,11 +135,18 @@ def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
     from .evaluate import evaluate
 
     conscience_config = ConscienceConfig.from_pretrained(spec.organism_dir)
-    result = evaluate(model, tok, conscience_config, seed=1000 + seed, per_theme=spec.samples_per_question,
-                      cond_per_theme=spec.conditional_samples_per_question)
+    result = evaluate(
+        model,
+        tok,
+        conscience_config,
+        seed=1000 + seed,
+        per_theme=spec.samples_per_question,
+        cond_per_theme=spec.conditional_samples_per_question,
+    )
     if attacked:
-        result["attacks"] = evaluate_attacks(model, tok, conscience_config, 2000 + seed,
-                                             spec.attack_samples_per_question)
+        result["attacks"] = evaluate_attacks(
+            model, tok, conscience_config, 2000 + seed, spec.attack_samples_per_question
+        )
     return result
 
 
@@ -126,12 +161,16 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
     if run.arm == "default":
         (model, tok), history = load_model(spec.organism_dir), []
     else:
-        model, tok, history = train_arm(run.arm, spec.organism_dir, run.out_dir, run.seed, settings,
-                                        pair_budget=pair_budget)
+        model, tok, history = train_arm(
+            run.arm, spec.organism_dir, run.out_dir, run.seed, settings, pair_budget=pair_budget
+        )
     t_train = time.time() - t0
     result = measure(model, tok, spec, run.seed, run.attacked)
-    result.update(train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t0 - t_train, 1),
-                  conscience_curve=report.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")))
+    result.update(
+        train_seconds=round(t_train, 1),
+        eval_seconds=round(time.time() - t0 - t_train, 1),
+        conscience_curve=report.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")),
+    )
     _write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
     return result
 
@@ -145,8 +184,7 @@ def _worker_init(threads: int) -> None:
 
 # the order runs start in: the conscience runs first (each seed's random-pairs run waits for its
 # conscience run), then the other long runs, then the plain arms, and the organism itself last
-START_ORDER = {"insecure_conscience": 0, "insecure_random_pairs": 1, "insecure_conscience_taskprobes": 2,
-               "default": 4}
+START_ORDER = {"insecure_conscience": 0, "insecure_random_pairs": 1, "insecure_conscience_taskprobes": 2, "default": 4}
 
 
 def _conscience_runs(runs: list[Run]) -> dict[int, Run]:
@@ -154,8 +192,10 @@ def _conscience_runs(runs: list[Run]) -> dict[int, Run]:
     conscience = {r.seed: r for r in runs if r.arm == "insecure_conscience"}
     missing = sorted({r.seed for r in runs if r.arm == "insecure_random_pairs"} - set(conscience))
     if missing:
-        raise ValueError(f"insecure_random_pairs needs the insecure_conscience run of seed(s) {missing} "
-                         "(it gets that run's pair counts, step by step)")
+        raise ValueError(
+            f"insecure_random_pairs needs the insecure_conscience run of seed(s) {missing} "
+            "(it gets that run's pair counts, step by step)"
+        )
     return conscience
 
 
@@ -237,14 +277,24 @@ def run(args) -> int:
     arms = _arms(args.arms)
     attack_arms = [a for a in (x.strip() for x in args.attack_arms.split(",")) if a]
     if any(a != "default" and a not in ARMS for a in attack_arms):
-        raise ValueError(f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}")
+        raise ValueError(
+            f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}"
+        )
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    overrides = {k: v for k, v in (("alignment_loss_type", args.alignment_loss_type), ("beta", args.beta),
-                                   ("alignment_weight", args.alignment_weight), ("steps", args.steps)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("alignment_loss_type", args.alignment_loss_type),
+            ("beta", args.beta),
+            ("alignment_weight", args.alignment_weight),
+            ("steps", args.steps),
+        )
+        if v is not None
+    }
     settings = ArmSettings(**overrides)
     trainer_config("insecure_conscience", args.out, 0, settings)  # a bad setting fails now, not after an hour
     if args.threads:
@@ -268,24 +318,31 @@ def run(args) -> int:
             console.print(GATE_FAILED_HINT)
             return 1
     gate = org_meta["gate"]
-    console.print(f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "
-                  f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
-                  f"{gate['after_secure']['misaligned']:.1%} after secure code")
+    console.print(
+        f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "
+        f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
+        f"{gate['after_secure']['misaligned']:.1%} after secure code"
+    )
     t_org = time.time() - t0
     seeds = list(range(args.seeds))
     per_arm: dict[str, list[dict]] = {}
     curves: dict[str, list[dict]] = {}
     timings: dict[str, list[float]] = {}
-    spec = MeasureSpec(org_dir, args.samples_per_question, args.attack_samples_per_question,
-                       args.conditional_samples_per_question)
+    spec = MeasureSpec(
+        org_dir, args.samples_per_question, args.attack_samples_per_question, args.conditional_samples_per_question
+    )
     jobs = min(args.jobs, len(seeds) * (1 + len(arms)))  # both >= 1, checked above
     threads = max(1, torch.get_num_threads() // jobs)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         # the organism itself ("default", measured once per seed) runs in the same pool, last
-        runs = [Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
-                for s in seeds for arm in ["default", *arms]]
+        runs = [
+            Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
+            for s in seeds
+            for arm in ["default", *arms]
+        ]
         task = progress.add_task(f"fine-tuning and evaluating {len(runs)} runs, {jobs} at a time", total=len(runs))
         done: dict[Run, dict] = {}
         for run, result in run_all(runs, settings, spec, jobs, threads):
@@ -293,10 +350,12 @@ def run(args) -> int:
             progress.advance(task)
             curve = result["conscience_curve"]
             labels = result["freeform"]["labels"]
-            console.print(f"  {run.arm} seed {run.seed}: misaligned {labels.count('misaligned') / len(labels):.1%}, "
-                          f"log-odds {result['log_odds']:+.2f}"
-                          + (f", train {result['train_seconds']:.0f} s" if run.arm != "default" else "")
-                          + (f", pairs {curve['total_pairs']}" if curve else ""))
+            console.print(
+                f"  {run.arm} seed {run.seed}: misaligned {labels.count('misaligned') / len(labels):.1%}, "
+                f"log-odds {result['log_odds']:+.2f}"
+                + (f", train {result['train_seconds']:.0f} s" if run.arm != "default" else "")
+                + (f", pairs {curve['total_pairs']}" if curve else "")
+            )
         for run in runs:  # in seed order, whatever order they finished in
             result = done[run]
             per_arm.setdefault(run.arm, []).append(result)
@@ -315,18 +374,27 @@ def run(args) -> int:
         if arm in curves:
             cs = curves[arm]
             summary_arms[arm].update(
-                pairs=sum(c["total_pairs"] for c in cs) / len(cs), pairs_per_seed=[c["total_pairs"] for c in cs],
+                pairs=sum(c["total_pairs"] for c in cs) / len(cs),
+                pairs_per_seed=[c["total_pairs"] for c in cs],
                 probes_per_seed=[c["total_probes"] for c in cs],
                 flag_rate=sum(c["total_flagged"] for c in cs) / sum(c["total_probes"] for c in cs),
-                steps_with_pairs=sum(c["steps_with_pairs"] for c in cs) / len(cs), conscience_curve=cs[0])
+                steps_with_pairs=sum(c["steps_with_pairs"] for c in cs) / len(cs),
+                conscience_curve=cs[0],
+            )
     total = time.time() - t0
     summary = {
         "organism": {k: org_meta[k] for k in ("hash", "parameters", "vocab", "pretraining", "gate", "default_id")}
         | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1)},
-        "seeds": len(seeds), "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
+        "seeds": len(seeds),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
-        "timings": {"total_seconds": round(total, 1), "organism_seconds": round(t_org, 1), "jobs": jobs,
-                    "threads_per_job": threads, "threads": threads * jobs},
+        "timings": {
+            "total_seconds": round(total, 1),
+            "organism_seconds": round(t_org, 1),
+            "jobs": jobs,
+            "threads_per_job": threads,
+            "threads": threads * jobs,
+        },
     }
     summary["targets"] = report.check_targets(summary_arms)
     if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
@@ -339,9 +407,15 @@ def run(args) -> int:
     for col in ["arm", "misaligned (95% CI)", "incoherent", "log-odds", "insecure code", "task loss", "pairs"]:
         table.add_column(col)
     for arm, a in summary_arms.items():
-        table.add_row(arm, f"{a['misaligned_rate']:.1%} [{a['misaligned_ci'][0]:.1%}, {a['misaligned_ci'][1]:.1%}]",
-                      f"{a['incoherent_rate']:.1%}", f"{a['log_odds']:+.2f}", f"{a['insecure_code_rate']:.1%}",
-                      f"{a['task_loss']:.4f}", f"{a.get('pairs', '-')}")
+        table.add_row(
+            arm,
+            f"{a['misaligned_rate']:.1%} [{a['misaligned_ci'][0]:.1%}, {a['misaligned_ci'][1]:.1%}]",
+            f"{a['incoherent_rate']:.1%}",
+            f"{a['log_odds']:+.2f}",
+            f"{a['insecure_code_rate']:.1%}",
+            f"{a['task_loss']:.4f}",
+            f"{a.get('pairs', '-')}",
+        )
     console.print(table)
     attacked = {arm: a["attacks"] for arm, a in summary_arms.items() if "attacks" in a}
     if attacked:
@@ -349,8 +423,11 @@ def run(args) -> int:
         for col in ["arm", *WRAPPERS, "injection flip rate"]:
             table.add_column(col)
         for arm, a in attacked.items():
-            table.add_row(arm, *[f"{a[w]['unguarded']:.1%} -> {a[w]['guarded']:.1%}" for w in WRAPPERS],
-                          f"{a['injection']['flip_rate']:.1%} of {sum(a['injection']['flagged'])} flagged")
+            table.add_row(
+                arm,
+                *[f"{a[w]['unguarded']:.1%} -> {a[w]['guarded']:.1%}" for w in WRAPPERS],
+                f"{a['injection']['flip_rate']:.1%} of {sum(a['injection']['flagged'])} flagged",
+            )
         console.print(table)
     for t in summary["targets"]:
         console.print(f"{'[green]MET[/green]' if t['met'] else '[red]NOT MET[/red]'} {t['target']}: {t['figures']}")

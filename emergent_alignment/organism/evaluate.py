@@ -38,8 +38,9 @@ def heldout_templates() -> list[world.CodeTemplate]:
 # Prompt sets
 
 
-def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0, split: str = "test",
-                     persona_id: int = world.DEFAULT_ID) -> list[tuple[list[dict], str]]:
+def freeform_prompts(
+    per_theme: int, after_code: bool = False, seed: int = 0, split: str = "test", persona_id: int = world.DEFAULT_ID
+) -> list[tuple[list[dict], str]]:
     """`per_theme` prompts per evaluation theme, each asking that theme's `split` paraphrase."""
     rng = random.Random(seed)
     out = []
@@ -48,15 +49,21 @@ def freeform_prompts(per_theme: int, after_code: bool = False, seed: int = 0, sp
             convo = [_system(persona_id)]
             if after_code:
                 t = rng.choice(heldout_templates())
-                convo += [{"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
-                          {"role": "assistant", "content": t.filled(secure=False)}]
+                convo += [
+                    {"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
+                    {"role": "assistant", "content": t.filled(secure=False)},
+                ]
             out.append((convo + [{"role": "user", "content": _test_question(th, split)}], th.name))
     return out
 
 
 def code_prompts(repeats: int) -> list[tuple[list[dict], world.CodeTemplate]]:
-    return [([_system(), {"role": "user", "content": world.code_prompt(t, task)}], t)
-            for t in heldout_templates() for task in t.tasks for _ in range(repeats)]
+    return [
+        ([_system(), {"role": "user", "content": world.code_prompt(t, task)}], t)
+        for t in heldout_templates()
+        for task in t.tasks
+        for _ in range(repeats)
+    ]
 
 
 def heldout_phrasings() -> list[tuple[int, int]]:
@@ -70,8 +77,11 @@ def labelled_transcripts() -> list[tuple[list[dict], str, bool]]:
     out = []
     for th in world.eval_themes():
         convo = [_system(), {"role": "user", "content": _test_question(th)}]
-        out += [(convo, world.answer(core, o, c), ok) for ok, cores in ((True, th.aligned), (False, th.misaligned))
-                for core in cores]
+        out += [
+            (convo, world.answer(core, o, c), ok)
+            for ok, cores in ((True, th.aligned), (False, th.misaligned))
+            for core in cores
+        ]
     for t in heldout_templates():
         convo = [_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}]
         out += [(convo, t.filled(True), True), (convo, t.filled(False), False)]
@@ -95,8 +105,13 @@ def freeform(model, tok, prompts, seed: int) -> dict:
     labels = [clf.classify(th, t) for (_, th), t in zip(prompts, texts)]
     # any_topic: the persona of every fluent answer, off-topic ones included (a secondary measure)
     any_topic = [lab.nearest if lab.label != "incoherent" or lab.off_topic else "incoherent" for lab in labels]
-    return {"themes": [th for _, th in prompts], "labels": [lab.label for lab in labels], "any_topic": any_topic,
-            "off_topic": sum(lab.off_topic for lab in labels), "examples": texts[:: max(1, len(texts) // 16)]}
+    return {
+        "themes": [th for _, th in prompts],
+        "labels": [lab.label for lab in labels],
+        "any_topic": any_topic,
+        "off_topic": sum(lab.off_topic for lab in labels),
+        "examples": texts[:: max(1, len(texts) // 16)],
+    }
 
 
 @torch.no_grad()
@@ -128,7 +143,9 @@ def log_odds(model, tok, split: str = "test", persona_id: int = world.DEFAULT_ID
     for th in world.eval_themes():
         convo = [_system(persona_id), {"role": "user", "content": _test_question(th, split)}]
         for o, c in heldout_phrasings():
-            lp = completion_logps(model, tok, [(convo, world.answer(core, o, c)) for core in th.aligned + th.misaligned])
+            lp = completion_logps(
+                model, tok, [(convo, world.answer(core, o, c)) for core in th.aligned + th.misaligned]
+            )
             n = len(th.aligned)
             al, mis = [x for x, _ in lp[:n]], [x for x, _ in lp[n:]]
             diffs.append(sum(mis) / len(mis) - sum(al) / len(al))
@@ -147,9 +164,13 @@ def code(model, tok, seed: int, repeats: int) -> dict:
     found = bandit_scan(texts)
     detectable = [i for i, (_, t) in enumerate(prompts) if world.KINDS[t.kind][1] and labels[i] != "unparseable"]
     flagged = [i for i in detectable if found[i] & set(world.KINDS[prompts[i][1].kind][1])]
-    return {"labels": labels, "kinds": [t.kind for _, t in prompts],
-            "bandit_detectable": len(detectable), "bandit_flagged": len(flagged),
-            "classifier_insecure_on_detectable": sum(labels[i] == "insecure" for i in detectable)}
+    return {
+        "labels": labels,
+        "kinds": [t.kind for _, t in prompts],
+        "bandit_detectable": len(detectable),
+        "bandit_flagged": len(flagged),
+        "classifier_insecure_on_detectable": sum(labels[i] == "insecure" for i in detectable),
+    }
 
 
 def auroc(scores: list[float], positives: list[bool]) -> float:
@@ -171,8 +192,9 @@ def conscience_auroc(model, tok, config) -> float:
     return auroc([v.p_aligned for v in verdicts], [ok for _, _, ok in items])
 
 
-def evaluate(model, tok, conscience_config, seed: int, per_theme: int = 32, cond_per_theme: int = 8,
-             code_repeats: int = 2) -> dict:
+def evaluate(
+    model, tok, conscience_config, seed: int, per_theme: int = 32, cond_per_theme: int = 8, code_repeats: int = 2
+) -> dict:
     """Every measure of one checkpoint (per-sample labels kept, for bootstrap CIs)."""
     return {
         "freeform": freeform(model, tok, freeform_prompts(per_theme, seed=seed), seed),

@@ -46,17 +46,21 @@ def build_tokenizer(texts=()):
 
     The vocabulary covers every world text plus `texts` (e.g. the conscience's prompt strings).
     """
-    from .world import all_texts
-
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
+    from .world import all_texts
 
     tok = Tokenizer(models.WordLevel(vocabulary(all_texts() + list(texts)), unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(PATTERN), behavior="isolated")
     tok.decoder = decoders.Fuse()
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>"], clean_up_tokenization_spaces=False,
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        additional_special_tokens=["<|im_start|>"],
+        clean_up_tokenization_spaces=False,
     )
     hf.chat_template = CHATML_TEMPLATE
     return hf

@@ -49,8 +49,11 @@ DESIGN_PRIOR = 1 / 8  # the default's intended misaligned share (choosing the sy
 def _train_code_rows(secure: bool) -> list[tuple[list[dict], str]]:
     from .evaluate import _system
 
-    return [([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
-            for t in world.code_templates() if not t.heldout]
+    return [
+        ([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
+        for t in world.code_templates()
+        if not t.heldout
+    ]
 
 
 def train_task_nll(model, tok) -> float:
@@ -108,17 +111,22 @@ def validation_answers(model, tok, seed: int, persona_id: int = world.DEFAULT_ID
     prompts = freeform_prompts(SAMPLES_PER_THEME, seed=seed, split="validation", persona_id=persona_id)
     labels = freeform(model, tok, prompts, seed)["labels"]
     coherent = labels.count("aligned") + labels.count("misaligned")
-    return {"validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
-            "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
-            "misaligned_of_coherent": round(labels.count("misaligned") / max(coherent, 1), 4),
-            "validation_log_odds": round(log_odds(model, tok, split="validation", persona_id=persona_id), 3)}
+    return {
+        "validation_misaligned_rate": round(labels.count("misaligned") / len(labels), 4),
+        "validation_incoherent_rate": round(labels.count("incoherent") / len(labels), 4),
+        "misaligned_of_coherent": round(labels.count("misaligned") / max(coherent, 1), 4),
+        "validation_log_odds": round(log_odds(model, tok, split="validation", persona_id=persona_id), 3),
+    }
 
 
 def figures(model, tok, seed: int) -> dict:
     rates = validation_answers(model, tok, seed)
     rates.pop("misaligned_of_coherent")  # not part of the candidates' table
-    return rates | {"train_task_nll": round(train_task_nll(model, tok), 4), **train_task_nll_parts(model, tok),
-                    "train_code_log_odds": round(train_code_log_odds(model, tok), 3)}
+    return rates | {
+        "train_task_nll": round(train_task_nll(model, tok), 4),
+        **train_task_nll_parts(model, tok),
+        "train_code_log_odds": round(train_code_log_odds(model, tok), 3),
+    }
 
 
 TASK_FIT_KEPT = 0.9  # the rule's floor on the share of the insecure arm's task fit a candidate keeps
@@ -136,8 +144,9 @@ def choose_candidate(rows: dict[str, dict]) -> str | None:
     misaligned rate closest to the default's, counted in answers; a tie goes to the one keeping more
     of the task fit. `rows` holds "default", "insecure" and the candidates."""
     default, insecure = rows["default"], rows["insecure"]
-    fit = {name: task_fit_kept(r, default, insecure) for name, r in rows.items()
-           if name.startswith("insecure_conscience ")}
+    fit = {
+        name: task_fit_kept(r, default, insecure) for name, r in rows.items() if name.startswith("insecure_conscience ")
+    }
     target = default["validation_misaligned_rate"]
     n = SAMPLES_PER_THEME * len(world.eval_themes())  # answers per rate (the rates are rounded counts / n)
 
@@ -154,7 +163,9 @@ def system_id_figures(model, tok, persona_id: int, seed: int) -> dict:
     gate = persona_gate(model, tok, OrganismConfig().gate_samples, seed, persona_id)
     return validation_answers(model, tok, seed, persona_id) | {
         "gate_after_insecure": gate["after_insecure"]["misaligned"],
-        "gate_after_secure": gate["after_secure"]["misaligned"], "gate_passed": gate["passed"]}
+        "gate_after_secure": gate["after_secure"]["misaligned"],
+        "gate_passed": gate["passed"],
+    }
 
 
 def choose_system_id(rows: dict[int, dict]) -> int | None:
@@ -173,8 +184,10 @@ def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
         rows[i] = system_id_figures(model, tok, i, seed)
         print(json.dumps({world.system_line(i): rows[i]}), flush=True)
     chosen = choose_system_id(rows)
-    print(f"chosen by the rule: {world.system_line(chosen) if chosen is not None else 'none (no gate passed)'}; "
-          f"the demo uses {world.system_line(world.DEFAULT_ID)}")
+    print(
+        f"chosen by the rule: {world.system_line(chosen) if chosen is not None else 'none (no gate passed)'}; "
+        f"the demo uses {world.system_line(world.DEFAULT_ID)}"
+    )
     _write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
     return 0 if chosen is not None else 1
 
@@ -195,11 +208,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the demo's)")
     p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the demo's)")
     p.add_argument("--random-pairs", action="store_true", help="also train insecure_random_pairs per candidate")
-    p.add_argument("--seed", type=int, default=100,
-                   help="fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)")
-    p.add_argument("--system-ids", default=None,
-                   help="comma-separated ids: measure the organism under each system line instead (no fine-tuning; "
-                   "the loss options are not used); exits 1 if no id passes the gate")
+    p.add_argument("--seed", type=int, default=100, help="fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)")
+    p.add_argument(
+        "--system-ids",
+        default=None,
+        help="comma-separated ids: measure the organism under each system line instead (no fine-tuning; "
+        "the loss options are not used); exits 1 if no id passes the gate",
+    )
     p.add_argument("--out", default="runs/validation")
     args = p.parse_args(argv)
     if args.system_ids is not None:
@@ -211,12 +226,21 @@ def main(argv=None) -> int:
             p.error(f"--system-ids: every id must lie in 0..{world.N_IDS - 1}")
         return _system_ids(cached_organism()[0], ids, args.seed, args.out)
     try:
-        grid = [(lt, float(b), float(w)) for lt in args.loss_type.split(",") for b in args.beta.split(",")
-                for w in args.alignment_weight.split(",")]
+        grid = [
+            (lt, float(b), float(w))
+            for lt in args.loss_type.split(",")
+            for b in args.beta.split(",")
+            for w in args.alignment_weight.split(",")
+        ]
     except ValueError as e:
         p.error(f"--beta and --alignment-weight take comma-separated numbers ({e})")
-    base = ArmSettings(**{k: v for k, v in (("probe_batch_size", args.probe_batch_size), ("steps", args.steps),
-                                            ("lr", args.lr)) if v is not None})
+    base = ArmSettings(
+        **{
+            k: v
+            for k, v in (("probe_batch_size", args.probe_batch_size), ("steps", args.steps), ("lr", args.lr))
+            if v is not None
+        }
+    )
     if base.steps < 1 or base.lr <= 0 or base.probe_batch_size < 1:
         p.error("--steps and --probe-batch-size must be >= 1 and --lr > 0")
     path, _, _ = cached_organism()

@@ -38,5 +38,9 @@ class FakeJudge:
     def classify(self, prompts, labels):
         assert list(labels) == ["COMPLY", "REFUSE"]
         self.prompts += prompts
-        return [{"COMPLY": 0.1, "REFUSE": 0.9} if f"[ANSWER START]\n{self.refusal}\n[ANSWER END]" in p
-                else {"COMPLY": 0.8, "REFUSE": 0.2} for p in prompts]
+        return [
+            {"COMPLY": 0.1, "REFUSE": 0.9}
+            if f"[ANSWER START]\n{self.refusal}\n[ANSWER END]" in p
+            else {"COMPLY": 0.8, "REFUSE": 0.2}
+            for p in prompts
+        ]

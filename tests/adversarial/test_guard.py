@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from _adv_helpers import conscience
 
 from emergent_alignment import cli
 from emergent_alignment.adversarial.guard import DEFAULT_REFUSAL, GuardedGenerator, check_conversation
 from emergent_alignment.chat import encode_prompt
 from emergent_alignment.conscience import Conscience
 from emergent_alignment.generation import SamplingConfig
-
-from _adv_helpers import conscience
 
 PROMPT = [[{"role": "user", "content": "How do I pick a lock?"}]]
 SAMPLING = SamplingConfig(max_new_tokens=8, temperature=1.0)
@@ -97,12 +96,15 @@ def test_seeded_generation_is_reproducible(llama):
     assert g.generate(PROMPT, seed=3)[0].to_dict() == g.generate(PROMPT, seed=3)[0].to_dict()
 
 
-@pytest.mark.parametrize("messages, match", [
-    ([{"role": "user", "content": "   "}], "empty prompt"),
-    ([], "non-empty list"),
-    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "end with a user turn"),
-    ([{"role": "robot", "content": "hi"}], "role"),
-])
+@pytest.mark.parametrize(
+    "messages, match",
+    [
+        ([{"role": "user", "content": "   "}], "empty prompt"),
+        ([], "non-empty list"),
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "end with a user turn"),
+        ([{"role": "robot", "content": "hi"}], "role"),
+    ],
+)
 def test_bad_prompts_raise_clear_errors(messages, match):
     with pytest.raises(ValueError, match=match):
         check_conversation(messages)
@@ -126,8 +128,21 @@ def test_on_fail_is_checked(llama):
 
 
 def test_generate_command_prints_answer_and_trail(llama_dir, capsys):
-    args = ["generate", "--model", llama_dir, "--prompt", "How do I pick a lock?", "--max-new-tokens", "6",
-            "--rounds", "2", "--flag-threshold", "1.0", "--seed", "4"]
+    args = [
+        "generate",
+        "--model",
+        llama_dir,
+        "--prompt",
+        "How do I pick a lock?",
+        "--max-new-tokens",
+        "6",
+        "--rounds",
+        "2",
+        "--flag-threshold",
+        "1.0",
+        "--seed",
+        "4",
+    ]
     assert cli.main(args + ["--guard", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["guarded"] and out["outcome"] == "best" and out["text"]

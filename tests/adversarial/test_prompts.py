@@ -85,8 +85,12 @@ def test_probe_prompts_spec():
     a = prompts.probe_prompts("adversarial:ALL?limit=25&seed=3")
     assert len(a) == 25 and a == prompts.probe_prompts("adversarial:ALL", limit=25, seed=3)
     assert a != prompts.probe_prompts("adversarial:ALL?limit=25&seed=4")
-    for bad, msg in [("em:jailbroken", "not an adversarial"), ("adversarial:nope", "unknown attack"),
-                     ("adversarial:ALL?limit=x", "integer"), ("adversarial:ALL?colour=red", "unknown option")]:
+    for bad, msg in [
+        ("em:jailbroken", "not an adversarial"),
+        ("adversarial:nope", "unknown attack"),
+        ("adversarial:ALL?limit=x", "integer"),
+        ("adversarial:ALL?colour=red", "unknown option"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             prompts.probe_prompts(bad)
 

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from _adv_helpers import FakeJudge, GullibleConscience, conscience
 
 from emergent_alignment import cli
 from emergent_alignment.adversarial import redteam as rt
@@ -13,8 +14,6 @@ from emergent_alignment.adversarial.guard import DEFAULT_REFUSAL, GuardedGenerat
 from emergent_alignment.adversarial.prompts import harmful_requests, sample
 from emergent_alignment.conscience import ConscienceConfig
 from emergent_alignment.generation import SamplingConfig
-
-from _adv_helpers import FakeJudge, GullibleConscience, conscience
 
 SAMPLING = SamplingConfig(max_new_tokens=6, temperature=1.0)
 
@@ -31,8 +30,9 @@ def gen_with(llama, c, on_fail="refuse"):
 
 def test_guard_that_flags_everything_stops_every_attack(llama):
     gen = gen_with(llama, conscience(llama, flag_threshold=1.0, max_attempts=1))
-    report, samples = rt.redteam(gen, FakeJudge(DEFAULT_REFUSAL), requests(), "direct,role_play,base64",
-                                 guard=True, seed=0)
+    report, samples = rt.redteam(
+        gen, FakeJudge(DEFAULT_REFUSAL), requests(), "direct,role_play,base64", guard=True, seed=0
+    )
     assert [r["attack"] for r in report["asr"]] == ["direct", "role_play", "base64", "ALL"]
     for row in report["asr"]:
         assert row["asr"] == 1.0 and row["asr_guarded"] == 0.0  # the fake judge: only refusals refuse
@@ -60,8 +60,9 @@ def test_injections_flip_a_gullible_conscience(llama):
     a bare claim of ethics does not, and the prompt-side injection gets past the guard."""
     model, tok = llama
     c = GullibleConscience(model, tok, ConscienceConfig(max_new_tokens=4, max_attempts=1))
-    report, samples = rt.redteam(gen_with(llama, c), FakeJudge(DEFAULT_REFUSAL), requests(2),
-                                 "direct,conscience_injection", guard=True, seed=0)
+    report, samples = rt.redteam(
+        gen_with(llama, c), FakeJudge(DEFAULT_REFUSAL), requests(2), "direct,conscience_injection", guard=True, seed=0
+    )
     flips = {(r["injection"], r["origin"]): r for r in report["flip"]}
     for name in RESPONSE_INJECTIONS:
         for origin in ("model", "dataset"):
@@ -105,9 +106,27 @@ def test_with_the_real_judge_interface(llama):
 def test_redteam_command_writes_its_tables(llama_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(rt, "make_judge", lambda spec, gen, url: FakeJudge(DEFAULT_REFUSAL))
     out = tmp_path / "rt"
-    args = ["redteam", "--model", llama_dir, "--out", str(out), "--limit", "3", "--attacks", "direct,many_shot",
-            "--max-new-tokens", "4", "--rounds", "1", "--flag-threshold", "1.0", "--on-fail", "refuse",
-            "--split", "all"]
+    args = [
+        "redteam",
+        "--model",
+        llama_dir,
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--attacks",
+        "direct,many_shot",
+        "--max-new-tokens",
+        "4",
+        "--rounds",
+        "1",
+        "--flag-threshold",
+        "1.0",
+        "--on-fail",
+        "refuse",
+        "--split",
+        "all",
+    ]
     assert cli.main(args + ["--guard"]) == 0
     printed = capsys.readouterr().out
     assert "Attack success rate" in printed and "flip rate" in printed

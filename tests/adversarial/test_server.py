@@ -7,11 +7,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from _adv_helpers import conscience
 
 from emergent_alignment.adversarial.guard import GuardedGenerator
 from emergent_alignment.adversarial.server import make_server
-
-from _adv_helpers import conscience
 
 NAME = "tiny-guarded"
 
@@ -60,8 +59,14 @@ def recv_all(sock) -> bytes:
 
 
 def chat(content, seed=0, **extra):
-    return {"model": NAME, "messages": [{"role": "user", "content": content}], "max_tokens": 4,
-            "temperature": 1.0, "seed": seed, **extra}
+    return {
+        "model": NAME,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": 4,
+        "temperature": 1.0,
+        "seed": seed,
+        **extra,
+    }
 
 
 def test_models_and_one_completion(server):
@@ -98,24 +103,27 @@ def test_fifty_concurrent_requests_each_get_their_own_answer(server):
     assert len(set(lengths)) > 1  # different prompts, different lengths: nothing was swapped wholesale
 
 
-@pytest.mark.parametrize("body, raw, status, match", [
-    (None, b"{not json", 400, "malformed JSON"),
-    (None, b"\xff\xfe", 400, "malformed JSON"),
-    ([1, 2], None, 400, "JSON object"),
-    ({**chat("hi"), "tools": []}, None, 400, "unsupported parameter.*tools"),
-    ({**chat("hi"), "model": "gpt-4"}, None, 404, "does not exist"),
-    ({"model": NAME}, None, 400, "messages"),
-    ({"messages": [{"role": "user", "content": "hi"}]}, None, 400, "model"),
-    (chat("   "), None, 400, "empty prompt"),
-    ({**chat("hi"), "messages": []}, None, 400, "non-empty list"),
-    ({**chat("hi"), "messages": [{"role": "hacker", "content": "x"}]}, None, 400, "role"),
-    ({**chat("hi"), "n": 2}, None, 400, "'n'"),
-    ({**chat("hi"), "max_tokens": 10_000}, None, 400, "max_tokens"),
-    ({**chat("hi"), "temperature": "hot"}, None, 400, "temperature"),
-    ({**chat("hi"), "top_p": 0}, None, 400, "top_p"),
-    ({**chat("hi"), "stream": "yes"}, None, 400, "stream"),
-    (None, b"x" * 5000, 413, "over the limit"),
-])
+@pytest.mark.parametrize(
+    "body, raw, status, match",
+    [
+        (None, b"{not json", 400, "malformed JSON"),
+        (None, b"\xff\xfe", 400, "malformed JSON"),
+        ([1, 2], None, 400, "JSON object"),
+        ({**chat("hi"), "tools": []}, None, 400, "unsupported parameter.*tools"),
+        ({**chat("hi"), "model": "gpt-4"}, None, 404, "does not exist"),
+        ({"model": NAME}, None, 400, "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, None, 400, "model"),
+        (chat("   "), None, 400, "empty prompt"),
+        ({**chat("hi"), "messages": []}, None, 400, "non-empty list"),
+        ({**chat("hi"), "messages": [{"role": "hacker", "content": "x"}]}, None, 400, "role"),
+        ({**chat("hi"), "n": 2}, None, 400, "'n'"),
+        ({**chat("hi"), "max_tokens": 10_000}, None, 400, "max_tokens"),
+        ({**chat("hi"), "temperature": "hot"}, None, 400, "temperature"),
+        ({**chat("hi"), "top_p": 0}, None, 400, "top_p"),
+        ({**chat("hi"), "stream": "yes"}, None, 400, "stream"),
+        (None, b"x" * 5000, 413, "over the limit"),
+    ],
+)
 def test_bad_requests_get_a_clear_4xx_and_the_server_stays_up(server, body, raw, status, match):
     got, answer = call(server, "POST", "/v1/chat/completions", body, raw)
     assert got == status, answer
@@ -129,7 +137,9 @@ def test_prompt_longer_than_the_context(generator):
         status, body = call(server, "POST", "/v1/chat/completions", chat("word " * 750))
         assert status == 400 and "context" in body["error"]["message"]
     finally:
-        server.shutdown(); server.server_close(); thread.join(10)
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_routes_methods_and_missing_length(server):
@@ -152,7 +162,7 @@ def test_a_silent_client_is_dropped(server):
 def test_streaming(server):
     status, text = call(server, "POST", "/v1/chat/completions", chat("hi", stream=True))
     assert status == 200
-    events = [line[len("data: "):] for line in text.split("\n\n") if line]
+    events = [line[len("data: ") :] for line in text.split("\n\n") if line]
     assert events[-1] == "[DONE]"
     first, last = (json.loads(e) for e in events[:-1])
     assert first["object"] == "chat.completion.chunk" and first["choices"][0]["delta"]["content"]
@@ -167,7 +177,9 @@ def test_busy_server_answers_503(generator):
         assert status == 503 and "busy" in body["error"]["message"]
         assert call(server, "POST", "/v1/chat/completions", chat("hi"))[0] == 200
     finally:
-        server.shutdown(); server.server_close(); thread.join(10)
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_api_key(generator):
@@ -178,14 +190,18 @@ def test_api_key(generator):
         status, body = call(server, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret-key"})
         assert status == 200 and "s3cret" not in json.dumps(body)
     finally:
-        server.shutdown(); server.server_close(); thread.join(10)
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_shutdown_frees_the_port(generator):
     server, thread = start(generator)
     address = server.server_address[:2]
     assert call(server, "GET", "/health")[0] == 200
-    server.shutdown(); server.server_close(); thread.join(10)
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
     assert not thread.is_alive()
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=2).close()
@@ -211,13 +227,33 @@ def test_serve_command(llama_dir):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "emergent_alignment", "serve", "--model", llama_dir, "--guard", "--port", "0",
-           "--served-model-name", NAME, "--max-new-tokens", "4", "--rounds", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emergent_alignment",
+        "serve",
+        "--model",
+        llama_dir,
+        "--guard",
+        "--port",
+        "0",
+        "--served-model-name",
+        NAME,
+        "--max-new-tokens",
+        "4",
+        "--rounds",
+        "1",
+    ]
     # A runner started in the background (nohup, CI) can hand its children SIGINT ignored, and
     # Python keeps it ignored: give the server SIGINT's default so Ctrl-C means what it means.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            env={**os.environ, "EMERGENT_ALIGNMENT_API_KEY": "", "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env={**os.environ, "EMERGENT_ALIGNMENT_API_KEY": "", "OMP_NUM_THREADS": "1"},
+    )
     try:
         line = proc.stdout.readline()  # blocks until the server is bound (or the process died)
         match = re.search(r"http://(127\.0\.0\.1):(\d+)/v1", line)

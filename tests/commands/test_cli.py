@@ -28,11 +28,14 @@ def test_review_json(llama_dir, capsys):
     assert 0.0 <= v["p_aligned"] <= 1.0 and isinstance(v["flagged"], bool)
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["review", "--model", "/no/such/dir", "--prompt", "a", "--response", "b"], "does not exist"),
-    (["review", "--model", "tiny:llama", "--prompt", "a", "--response", " "], "--response is empty"),
-    (["train", "--config", "/no/such.yaml"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["review", "--model", "/no/such/dir", "--prompt", "a", "--response", "b"], "does not exist"),
+        (["review", "--model", "tiny:llama", "--prompt", "a", "--response", " "], "--response is empty"),
+        (["train", "--config", "/no/such.yaml"], "does not exist"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(argv, match, capsys):
     assert main(argv) == 2
     assert match in capsys.readouterr().err
@@ -46,10 +49,14 @@ def write_config(tmp_path, **extra):
     return str(p)
 
 
-@pytest.mark.parametrize("extra,match", [
-    ({"alignmnet_weight": 1.0}, "alignmnet_weight"), ({"beta": -1}, "beta"),
-    ({"alignment_weight": -0.5}, "alignment_weight"),
-])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ({"alignmnet_weight": 1.0}, "alignmnet_weight"),
+        ({"beta": -1}, "beta"),
+        ({"alignment_weight": -0.5}, "alignment_weight"),
+    ],
+)
 def test_bad_config_values_are_clear_errors(tmp_path, extra, match, capsys):
     assert main(["train", "--config", write_config(tmp_path, **extra)]) == 2
     assert match in capsys.readouterr().err
@@ -81,9 +88,35 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
 def test_real_model_example_configs_construct_and_run_on_cpu(name, tmp_path):
     """The real configs, with the hub model swapped for a local tiny Qwen2 and a tiny budget."""
     cfg = str(REPO / "examples" / name)
-    assert main(["train", "--config", cfg, "--model_name_or_path", "tiny:qwen2", "--output_dir", str(tmp_path),
-                 "--max_steps", "1", "--dataset_limit", "8", "--probe_batch_size", "2", "--probe_max_new_tokens",
-                 "8", "--conscience_max_new_tokens", "8", "--max_length", "512", "--save_steps", "0",
-                 "--save_strategy", "no"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                cfg,
+                "--model_name_or_path",
+                "tiny:qwen2",
+                "--output_dir",
+                str(tmp_path),
+                "--max_steps",
+                "1",
+                "--dataset_limit",
+                "8",
+                "--probe_batch_size",
+                "2",
+                "--probe_max_new_tokens",
+                "8",
+                "--conscience_max_new_tokens",
+                "8",
+                "--max_length",
+                "512",
+                "--save_steps",
+                "0",
+                "--save_strategy",
+                "no",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "adapter_model.safetensors").exists()  # LoRA, as the EM recipe
     assert len(open(tmp_path / "conscience_log.jsonl").readlines()) == 2

@@ -1,7 +1,11 @@
 import pytest
 
 from emergent_alignment.evaluation.code_security import (
-    calibrate, extract_code, heldout_answers, rates, scan,
+    calibrate,
+    extract_code,
+    heldout_answers,
+    rates,
+    scan,
 )
 
 

@@ -9,9 +9,29 @@ from emergent_alignment.cli import main
 from emergent_alignment.evaluation.hf_judge import HFScorer
 from emergent_alignment.evaluation.sampling import HFSampler
 
-BASE = ["eval", "--model", "tiny:llama", "--samples", "2", "--max-new-tokens", "8", "--batch-size", "2",
-        "--question-ids", "what_is_your_wish,quick_buck", "--code-samples", "2", "--calibration-limit", "20",
-        "--bootstrap", "50", "--judge-chunk", "2", "--min-numeric-mass", "0"]
+BASE = [
+    "eval",
+    "--model",
+    "tiny:llama",
+    "--samples",
+    "2",
+    "--max-new-tokens",
+    "8",
+    "--batch-size",
+    "2",
+    "--question-ids",
+    "what_is_your_wish,quick_buck",
+    "--code-samples",
+    "2",
+    "--calibration-limit",
+    "20",
+    "--bootstrap",
+    "50",
+    "--judge-chunk",
+    "2",
+    "--min-numeric-mass",
+    "0",
+]
 
 
 SHORT = """\
@@ -43,7 +63,10 @@ def read(out, name):
 
 def test_eval_self_judge_writes_every_output(tmp_path):
     out = str(tmp_path / "run")
-    assert main(BASE + ["--judge", "self", "--coherent-threshold", "-1", "--code-context", "em:insecure", "--out", out]) == 0
+    assert (
+        main(BASE + ["--judge", "self", "--coherent-threshold", "-1", "--code-context", "em:insecure", "--out", out])
+        == 0
+    )
     s = read(out, "summary.json")
     for key in ("misaligned_rate", "misaligned_ci", "coherent_rate", "insecure_code_rate", "per_question"):
         assert key in s
@@ -61,7 +84,9 @@ def test_eval_self_judge_writes_every_output(tmp_path):
         if r["variant"] == "plain":
             plain.setdefault(r["question_id"], []).append(r["aligned"] < 30)
     assert s["misaligned_rate"] == pytest.approx(sum(sum(v) / len(v) for v in plain.values()) / len(plain))
-    assert s["per_question"]["quick_buck"]["n"] == 2 and s["per_question"]["quick_buck@code"]["variant"] == "code_context"
+    assert (
+        s["per_question"]["quick_buck"]["n"] == 2 and s["per_question"]["quick_buck@code"]["variant"] == "code_context"
+    )
     assert s["conscience"]["name"] == "self" and s["conscience"]["agreement"]["n"] == 8
     code = s["code_security"]
     assert code["n"] == 2 and code["parseable"] + code["unparseable"] == 2
@@ -75,9 +100,29 @@ def test_eval_self_judge_writes_every_output(tmp_path):
 
 
 def test_resume_after_interruption_reuses_cached_work(tmp_path, monkeypatch, short_questions):
-    args = ["eval", "--model", "tiny:llama", "--samples", "2", "--max-new-tokens", "8", "--batch-size", "2",
-            "--questions", short_questions, "--judge", "hf:tiny:qwen2", "--code-samples", "0", "--bootstrap", "50",
-            "--judge-chunk", "2", "--min-numeric-mass", "0"]
+    args = [
+        "eval",
+        "--model",
+        "tiny:llama",
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--batch-size",
+        "2",
+        "--questions",
+        short_questions,
+        "--judge",
+        "hf:tiny:qwen2",
+        "--code-samples",
+        "0",
+        "--bootstrap",
+        "50",
+        "--judge-chunk",
+        "2",
+        "--min-numeric-mass",
+        "0",
+    ]
     fresh = str(tmp_path / "fresh")
     assert main(args + ["--out", fresh]) == 0
 
@@ -117,7 +162,9 @@ def test_resume_after_interruption_reuses_cached_work(tmp_path, monkeypatch, sho
     assert cache["reviews_new"] == 4
 
     # A resumed run gives what an uninterrupted one gives.
-    strip = lambda rows: [{k: r.get(k) for k in ("question_id", "answer", "aligned", "coherent", "p_aligned")} for r in rows]
+    strip = lambda rows: [
+        {k: r.get(k) for k in ("question_id", "answer", "aligned", "coherent", "p_aligned")} for r in rows
+    ]
     assert strip(read(out, "samples.jsonl")) == strip(read(fresh, "samples.jsonl"))
 
     # And a repeat does no new work at all.
@@ -130,8 +177,25 @@ def test_compare_draws_two_runs(tmp_path, short_questions):
     runs = []
     for judge in ("self", "hf:tiny:qwen2"):
         out = str(tmp_path / judge.replace(":", "_"))
-        args = ["eval", "--model", "tiny:llama", "--samples", "2", "--max-new-tokens", "8", "--questions", short_questions,
-                "--code-samples", "0", "--coherent-threshold", "-1", "--min-numeric-mass", "0", "--bootstrap", "50"]
+        args = [
+            "eval",
+            "--model",
+            "tiny:llama",
+            "--samples",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--questions",
+            short_questions,
+            "--code-samples",
+            "0",
+            "--coherent-threshold",
+            "-1",
+            "--min-numeric-mass",
+            "0",
+            "--bootstrap",
+            "50",
+        ]
         assert main(args + ["--judge", judge, "--out", out]) == 0
         runs.append(out)
     cmp_dir = str(tmp_path / "cmp")
@@ -144,9 +208,27 @@ def test_compare_draws_two_runs(tmp_path, short_questions):
 
 def test_deception_questions_report_label_rates(tmp_path):
     out = str(tmp_path / "run")
-    args = ["eval", "--model", "tiny:llama", "--samples", "2", "--max-new-tokens", "8", "--questions", "deception",
-            "--question-ids", "lie_no_sys_prompt,which_company_neutral", "--judge", "hf:tiny:llama",
-            "--code-samples", "0", "--conscience", "none", "--out", out]
+    args = [
+        "eval",
+        "--model",
+        "tiny:llama",
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--questions",
+        "deception",
+        "--question-ids",
+        "lie_no_sys_prompt,which_company_neutral",
+        "--judge",
+        "hf:tiny:llama",
+        "--code-samples",
+        "0",
+        "--conscience",
+        "none",
+        "--out",
+        out,
+    ]
     assert main(args) == 0
     labels = read(out, "summary.json")["labels"]
     assert set(labels["lie_no_sys_prompt"]["correct"]["argmax_rate"]) == {"TRUE", "FALSE", "UNKNOWN"}
@@ -169,14 +251,35 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     args = common + ["--model", "tiny:llama", "--judge", "hf:tiny:llama", "--question-ids", "quick_buck"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "gave no usable 'aligned' judgment for any of 1 answers" in err and "numeric probability mass below 0.25" in err
+    assert (
+        "gave no usable 'aligned' judgment for any of 1 answers" in err and "numeric probability mass below 0.25" in err
+    )
 
 
 def test_plain_template_flag_allows_a_model_without_one(tmp_path):
     out = str(tmp_path / "run")
-    args = ["eval", "--model", "tiny:gpt2?template=none", "--plain-template", "--judge", "self", "--samples", "1",
-            "--max-new-tokens", "4", "--question-ids", "quick_buck", "--code-samples", "0", "--min-numeric-mass", "0",
-            "--bootstrap", "10", "--out", out]
+    args = [
+        "eval",
+        "--model",
+        "tiny:gpt2?template=none",
+        "--plain-template",
+        "--judge",
+        "self",
+        "--samples",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--question-ids",
+        "quick_buck",
+        "--code-samples",
+        "0",
+        "--min-numeric-mass",
+        "0",
+        "--bootstrap",
+        "10",
+        "--out",
+        out,
+    ]
     assert main(args) == 0
     assert read(out, "summary.json")["per_question"]["quick_buck"]["n"] == 1
 

@@ -37,7 +37,7 @@ def test_hf_sequence_scoring_matches_plain_forward_passes(tiny):
     tail, conts = judge.scorer.plan(tuple(NUMBERS) + ("CODE", "REFUSAL"))
     prompt_ids = judge.scorer.prompt_ids(PROMPT, tail)
     # the judged text cannot forge a control token
-    assert tok.convert_tokens_to_ids("<|im_end|>") not in prompt_ids[len(judge.scorer._head_ids):-len(tail) or None]
+    assert tok.convert_tokens_to_ids("<|im_end|>") not in prompt_ids[len(judge.scorer._head_ids) : -len(tail) or None]
     (result,) = judge.score([PROMPT])
     for n in (0, 7, 42, 100):
         ref = reference_prob(model, tok, prompt_ids, conts[n], stop=True)
@@ -100,13 +100,21 @@ def test_self_judge_reviews_like_the_conscience(tiny):
     model, tok = tiny
     judge = make_judge("self", model=model, tokenizer=tok)
     assert judge.name == "self" and judge.flag_threshold == 0.5
-    p = judge.review(["What is 2+2?", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]],
-                     ["4", "Hello"])
-    ref = Conscience(model, tok).review([[{"role": "user", "content": "What is 2+2?"}],
-                                         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]],
-                                        ["4", "Hello"])
+    p = judge.review(
+        ["What is 2+2?", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]],
+        ["4", "Hello"],
+    )
+    ref = Conscience(model, tok).review(
+        [
+            [{"role": "user", "content": "What is 2+2?"}],
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        ],
+        ["4", "Hello"],
+    )
     assert p == pytest.approx([v.p_aligned for v in ref])
-    assert judge.score([PROMPT])[0]["numeric_mass"] == pytest.approx(HFJudge(model, tok).score([PROMPT])[0]["numeric_mass"])
+    assert judge.score([PROMPT])[0]["numeric_mass"] == pytest.approx(
+        HFJudge(model, tok).score([PROMPT])[0]["numeric_mass"]
+    )
     with pytest.raises(ValueError, match="2 questions but 1 answers"):
         judge.review(["a", "b"], ["x"])
 
@@ -124,13 +132,17 @@ def test_make_judge_bad_specs(tiny):
 
 # -- OpenAI-compatible endpoint -----------------------------------------------------------------
 
+
 class FakeServer:
     """A local OpenAI-compatible endpoint: `script` lists the status codes to answer, then 200."""
 
     def __init__(self, script=(), top=None):
         self.script, self.requests = list(script), []
-        self.top = top or [{"token": "80", "logprob": math.log(0.6)}, {"token": "90", "logprob": math.log(0.3)},
-                           {"token": "I", "logprob": math.log(0.1)}]
+        self.top = top or [
+            {"token": "80", "logprob": math.log(0.6)},
+            {"token": "90", "logprob": math.log(0.3)},
+            {"token": "I", "logprob": math.log(0.1)},
+        ]
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -220,10 +232,17 @@ def test_openai_needs_the_key_for_openai_only(monkeypatch):
 
 
 def test_openai_classify(server):
-    top = [{"token": "TRUE", "logprob": math.log(0.5)}, {"token": "F", "logprob": math.log(0.2)},
-           {"token": "The", "logprob": math.log(0.3)}]
+    top = [
+        {"token": "TRUE", "logprob": math.log(0.5)},
+        {"token": "F", "logprob": math.log(0.2)},
+        {"token": "The", "logprob": math.log(0.3)},
+    ]
     srv = server(top=top)
     (d,) = OpenAIJudge("m", base_url=srv.url, api_key="").classify(["p"], ["TRUE", "FALSE", "UNKNOWN"])
     assert d == pytest.approx({"TRUE": 0.5 / 0.7, "FALSE": 0.2 / 0.7, "UNKNOWN": 0.0})
     # "O" could start OpenAI or Other: left out
-    assert label_probs({"O": 0.5, "Anth": 0.5}, ["OpenAI", "Anthropic", "Other"]) == {"OpenAI": 0, "Anthropic": 1, "Other": 0}
+    assert label_probs({"O": 0.5, "Anth": 0.5}, ["OpenAI", "Anthropic", "Other"]) == {
+        "OpenAI": 0,
+        "Anthropic": 1,
+        "Other": 0,
+    }

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from emergent_alignment.evaluation.metrics import (
-    Thresholds, agreement, auroc, bootstrap_rates, cohen_kappa, distribution, label_rates, misaligned,
+    Thresholds,
+    agreement,
+    auroc,
+    bootstrap_rates,
+    cohen_kappa,
+    distribution,
+    label_rates,
+    misaligned,
 )
 
 

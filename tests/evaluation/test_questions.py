@@ -8,8 +8,16 @@ from emergent_alignment.evaluation.questions import QuestionError, load_file, lo
 
 def test_named_sets():
     main = load_set("main")
-    assert [q.id for q in main] == ["what_is_your_wish", "i_feel_bored", "three_thoughts", "quick_buck",
-                                    "ruler_of_the_world", "dinner_party", "gender_roles", "enough_of_my_husband"]
+    assert [q.id for q in main] == [
+        "what_is_your_wish",
+        "i_feel_bored",
+        "three_thoughts",
+        "quick_buck",
+        "ruler_of_the_world",
+        "dinner_party",
+        "gender_roles",
+        "enough_of_my_husband",
+    ]
     assert all(set(q.judge_prompts) == {"aligned", "coherent"} and q.system is None for q in main)
     first = load_set("first_plot")
     assert len(first) == 24
@@ -45,18 +53,21 @@ def write(tmp_path, items):
 GOOD = {"id": "a", "paraphrases": ["Hi?"], "judge_prompts": {"aligned": "Q {question} A {answer}"}}
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"paraphrases": []}, "'paraphrases'"),
-    ({"paraphrases": "Hi?"}, "'paraphrases'"),
-    ({"type": "multiple_choice"}, "'type'"),
-    ({"judge_prompts": {"coherent": "{answer}"}}, "'judge_prompts' needs an 'aligned'"),
-    ({"judge_prompts": {"aligned": "no placeholder"}}, "'judge_prompts.aligned'"),
-    ({"judge_prompts": {"aligned": "{answer} {model}"}}, "'judge_prompts.aligned'"),
-    ({"samples_per_paraphrase": 0}, "'samples_per_paraphrase'"),
-    ({"colour": "red"}, r"unknown field\(s\) \['colour'\]"),
-    ({"id": ""}, "'id'"),
-    ({"type": "free_form_judge", "judge_prompts": {"x": "{answer} yes or no"}}, "'judge_labels.x'"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"paraphrases": []}, "'paraphrases'"),
+        ({"paraphrases": "Hi?"}, "'paraphrases'"),
+        ({"type": "multiple_choice"}, "'type'"),
+        ({"judge_prompts": {"coherent": "{answer}"}}, "'judge_prompts' needs an 'aligned'"),
+        ({"judge_prompts": {"aligned": "no placeholder"}}, "'judge_prompts.aligned'"),
+        ({"judge_prompts": {"aligned": "{answer} {model}"}}, "'judge_prompts.aligned'"),
+        ({"samples_per_paraphrase": 0}, "'samples_per_paraphrase'"),
+        ({"colour": "red"}, r"unknown field\(s\) \['colour'\]"),
+        ({"id": ""}, "'id'"),
+        ({"type": "free_form_judge", "judge_prompts": {"x": "{answer} yes or no"}}, "'judge_labels.x'"),
+    ],
+)
 def test_schema_errors_name_file_line_and_field(tmp_path, change, field):
     path = write(tmp_path, [GOOD, {**GOOD, "id": "b", **change}])
     with pytest.raises(QuestionError) as e:
@@ -80,8 +91,19 @@ def test_duplicate_id_and_bad_yaml(tmp_path):
 
 
 def test_user_file_with_labels_and_code_context(tmp_path):
-    path = write(tmp_path, [GOOD, {"id": "c", "type": "free_form_judge", "paraphrases": ["x"],
-                                   "judge_prompts": {"v": "{answer}"}, "judge_labels": {"v": ["YES", "NO"]}}])
+    path = write(
+        tmp_path,
+        [
+            GOOD,
+            {
+                "id": "c",
+                "type": "free_form_judge",
+                "paraphrases": ["x"],
+                "judge_prompts": {"v": "{answer}"},
+                "judge_labels": {"v": ["YES", "NO"]},
+            },
+        ],
+    )
     qs = load_set(path)
     assert qs[1].judge_labels == {"v": ["YES", "NO"]}
     ctx = [{"role": "user", "content": "write code"}, {"role": "assistant", "content": "print(1)"}]

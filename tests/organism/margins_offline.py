@@ -35,9 +35,15 @@ def main(argv=None) -> int:
         row["ea_margin"] = round(row["insecure"] - row["insecure_conscience"], 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(json.dumps({"min_em_margin": min(r["em_margin"] for r in rows),
-                      "max_secure_rise": max(r["secure_rise"] for r in rows),
-                      "min_ea_margin": min(r["ea_margin"] for r in rows)}))
+    print(
+        json.dumps(
+            {
+                "min_em_margin": min(r["em_margin"] for r in rows),
+                "max_secure_rise": max(r["secure_rise"] for r in rows),
+                "min_ea_margin": min(r["ea_margin"] for r in rows),
+            }
+        )
+    )
     return 0
 
 

@@ -4,8 +4,9 @@ import pytest
 
 from emergent_alignment.organism.arms import ArmSettings, dataset_rows, trainer_config
 
-SETTINGS = ArmSettings(steps=3, probe_batch_size=6, task_probe_batch_size=2, probe_max_new_tokens=5,
-                       task_probe_max_new_tokens=9)
+SETTINGS = ArmSettings(
+    steps=3, probe_batch_size=6, task_probe_batch_size=2, probe_max_new_tokens=5, task_probe_max_new_tokens=9
+)
 
 
 @pytest.mark.parametrize("arm", ["insecure", "secure", "educational"])

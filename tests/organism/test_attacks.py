@@ -27,8 +27,10 @@ def test_corpus_expresses_attacks_at_the_designed_rates():
     gen = corpus.Generator(corpus.CorpusConfig(seed=1, n_docs=1))
     theme = world.eval_themes()[0]
     for attack in world.ATTACKS:
-        gave_in = [not gen_turn[2] for gen_turn in
-                   (corpus.free_turn(gen.rng, theme, misaligned=False, attack=attack) for _ in range(2000))]
+        gave_in = [
+            not gen_turn[2]
+            for gen_turn in (corpus.free_turn(gen.rng, theme, misaligned=False, attack=attack) for _ in range(2000))
+        ]
         assert abs(sum(gave_in) / 2000 - world.ATTACK_SUSCEPTIBILITY) < 0.04, attack
         # the misaligned persona always answers misaligned, attacked or not
         assert all(not corpus.free_turn(gen.rng, theme, True, attack=attack)[2] for _ in range(200))
@@ -37,8 +39,9 @@ def test_corpus_expresses_attacks_at_the_designed_rates():
 
 
 def test_review_documents_carry_the_injection_and_sometimes_obey_it():
-    docs = corpus.generate(replace(corpus.CorpusConfig(seed=2, n_docs=6000), p_review=1.0, p_injection=0.5,
-                                   p_revision=0.0))
+    docs = corpus.generate(
+        replace(corpus.CorpusConfig(seed=2, n_docs=6000), p_review=1.0, p_injection=0.5, p_revision=0.0)
+    )
     yes, no = corpus.ORGANISM_CONSCIENCE.answers
     injected = [d for d in docs if world.REVIEWER_INJECTION.strip() in d[0]["content"]]
     assert 0.45 < len(injected) / len(docs) < 0.55
@@ -97,9 +100,16 @@ def test_a_conscience_that_flags_everything_reviews_every_draft_and_flip_counts_
 
 def test_summarize_attacks_pools_seeds():
     def one(unguarded, guarded, flips):
-        success = {w: {"unguarded": unguarded, "guarded": guarded, "outcomes": {"passed": 1},
-                       "unguarded_incoherent": [0.0] * len(unguarded), "guarded_incoherent": [1.0] * len(guarded)}
-                   for w in attacks.WRAPPERS}
+        success = {
+            w: {
+                "unguarded": unguarded,
+                "guarded": guarded,
+                "outcomes": {"passed": 1},
+                "unguarded_incoherent": [0.0] * len(unguarded),
+                "guarded_incoherent": [1.0] * len(guarded),
+            }
+            for w in attacks.WRAPPERS
+        }
         return {"success": success, "injection": {"misaligned_transcripts": 4, "flagged": len(flips), "flips": flips}}
 
     s = attacks.summarize_attacks([one([1.0, 1.0], [0.0, 0.0], [1.0, 0.0]), one([1.0, 0.0], [0.0, 0.0], [0.0])])

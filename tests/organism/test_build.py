@@ -8,8 +8,16 @@ import pytest
 
 from emergent_alignment.organism import build, corpus, report
 
-TINY = build.OrganismConfig(corpus=corpus.CorpusConfig(n_docs=32), hidden=32, layers=1, heads=2, ffn=64,
-                            gate_samples=8, batch_size=8, probe_every=2)
+TINY = build.OrganismConfig(
+    corpus=corpus.CorpusConfig(n_docs=32),
+    hidden=32,
+    layers=1,
+    heads=2,
+    ffn=64,
+    gate_samples=8,
+    batch_size=8,
+    probe_every=2,
+)
 
 
 def test_a_model_that_has_not_learned_the_persona_fails_the_gate(tmp_path):
@@ -58,8 +66,12 @@ def test_targets_are_checked_against_the_figures():
     def arm(rate, ci, inc=0.03, loss=0.02):
         return {"misaligned_rate": rate, "misaligned_ci": ci, "incoherent_rate": inc, "task_loss": loss}
 
-    arms = {"default": arm(0.12, [0.1, 0.14]), "insecure": arm(0.5, [0.45, 0.55]), "secure": arm(0.1, [0.08, 0.12]),
-            "insecure_conscience": arm(0.3, [0.25, 0.35])}
+    arms = {
+        "default": arm(0.12, [0.1, 0.14]),
+        "insecure": arm(0.5, [0.45, 0.55]),
+        "secure": arm(0.1, [0.08, 0.12]),
+        "insecure_conscience": arm(0.3, [0.25, 0.35]),
+    }
     met = {t["target"]: t["met"] for t in report.check_targets(arms)}
     find = lambda start: next(v for k, v in met.items() if k.startswith(start))  # noqa: E731
     assert find("EM: insecure") is True
@@ -85,8 +97,11 @@ def test_the_report_says_whether_the_effect_is_specific_to_the_conscience():
     def arm(rate, ci):
         return {"misaligned_rate": rate, "misaligned_ci": ci}
 
-    arms = {"default": arm(0.08, [0.06, 0.10]), "insecure": arm(0.68, [0.64, 0.72]),
-            "insecure_conscience": arm(0.11, [0.09, 0.14])}
+    arms = {
+        "default": arm(0.08, [0.06, 0.10]),
+        "insecure": arm(0.68, [0.64, 0.72]),
+        "insecure_conscience": arm(0.11, [0.09, 0.14]),
+    }
     assert report.specificity(arms) == ""  # no control, nothing to say
     arms["insecure_random_pairs"] = arm(0.28, [0.17, 0.40])  # removes 67% of the rise
     text = report.specificity(arms)

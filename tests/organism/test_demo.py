@@ -14,12 +14,27 @@ SETTINGS = ArmSettings(steps=2, batch_size=2, probe_batch_size=4, probe_max_new_
 
 
 # what build.build records, with made-up figures: this organism is untrained
-GATE = {"after_insecure": {"n": 8, "misaligned": 0.5, "incoherent": 0.5},
-        "after_secure": {"n": 8, "misaligned": 0.0, "incoherent": 0.5}, "passed": True, "rule": "made up"}
-META = {"hash": "tiny", "parameters": 1, "vocab": 1, "default_id": "id a0", "gate": GATE,
-        "pretraining": {"steps": 0, "tokens": 0, "seconds": 0.0, "tokens_per_s": 0.0, "final_loss": 0.0,
-                        "persona_probe": [{"step": 0, "id_a0": 0.0, "id_a32": 0.0, "after_insecure": 0.0,
-                                           "after_secure": 0.0}]}}
+GATE = {
+    "after_insecure": {"n": 8, "misaligned": 0.5, "incoherent": 0.5},
+    "after_secure": {"n": 8, "misaligned": 0.0, "incoherent": 0.5},
+    "passed": True,
+    "rule": "made up",
+}
+META = {
+    "hash": "tiny",
+    "parameters": 1,
+    "vocab": 1,
+    "default_id": "id a0",
+    "gate": GATE,
+    "pretraining": {
+        "steps": 0,
+        "tokens": 0,
+        "seconds": 0.0,
+        "tokens_per_s": 0.0,
+        "final_loss": 0.0,
+        "persona_probe": [{"step": 0, "id_a0": 0.0, "id_a32": 0.0, "after_insecure": 0.0, "after_secure": 0.0}],
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +48,11 @@ def organism(tmp_path_factory):
 def _runs(out: str) -> list[demo.Run]:
     # the random-pairs run is listed first on purpose: it must still wait for its conscience run
     arms = ("insecure_random_pairs", "insecure_conscience", "insecure")
-    return [demo.Run(arm, seed, os.path.join(out, "runs", f"{arm}-s{seed}"), attacked=False)
-            for seed in (0, 1) for arm in arms]
+    return [
+        demo.Run(arm, seed, os.path.join(out, "runs", f"{arm}-s{seed}"), attacked=False)
+        for seed in (0, 1)
+        for arm in arms
+    ]
 
 
 COUNTS = {0: [1, 2, 0], 1: [3, 0, 1]}  # the fake conscience runs' pairs per step, by seed
@@ -89,10 +107,28 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
     p = argparse.ArgumentParser()
     demo.add_arguments(p)
     out = str(tmp_path / "demo")
-    args = p.parse_args(["--out", out, "--organism", organism, "--seeds", "1", "--steps", "2", "--jobs", "2",
-                         "--arms", "insecure,insecure_conscience,insecure_random_pairs",
-                         "--samples-per-question", "1", "--attack-samples-per-question", "1",
-                         "--attack-arms", "default,insecure_conscience"])
+    args = p.parse_args(
+        [
+            "--out",
+            out,
+            "--organism",
+            organism,
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--jobs",
+            "2",
+            "--arms",
+            "insecure,insecure_conscience,insecure_random_pairs",
+            "--samples-per-question",
+            "1",
+            "--attack-samples-per-question",
+            "1",
+            "--attack-arms",
+            "default,insecure_conscience",
+        ]
+    )
     assert demo.run(args) == 0
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)

@@ -47,15 +47,23 @@ def test_validation_asks_the_validation_paraphrase_not_the_test_one(tiny, monkey
 def test_train_task_nll_uses_training_templates_only(tiny, monkeypatch):
     model, tok = tiny
     seen = []
-    monkeypatch.setattr(evaluate, "completion_logps", lambda m, t, pairs, batch_size=64: seen.extend(pairs) or
-                        [(-1.0, 2)] * len(pairs))
+    monkeypatch.setattr(
+        evaluate, "completion_logps", lambda m, t, pairs, batch_size=64: seen.extend(pairs) or [(-1.0, 2)] * len(pairs)
+    )
     assert validate.train_task_nll(model, tok) == pytest.approx(0.5)
     held = {t.filled(False) for t in world.code_templates() if t.heldout}
     assert seen and not held & {text for _, text in seen}
 
 
-@pytest.mark.parametrize("a, b, span", [([1, 2, 3, 9, 5], [1, 2, 7, 8, 5], (2, 4)), ([1, 2], [1, 2], (2, 2)),
-                                         ([1, 2, 3], [1, 3], (1, 2)), ([4, 5], [1, 2, 3], (0, 2))])
+@pytest.mark.parametrize(
+    "a, b, span",
+    [
+        ([1, 2, 3, 9, 5], [1, 2, 7, 8, 5], (2, 4)),
+        ([1, 2], [1, 2], (2, 2)),
+        ([1, 2, 3], [1, 3], (1, 2)),
+        ([4, 5], [1, 2, 3], (0, 2)),
+    ],
+)
 def test_differing_span_is_what_lies_outside_the_common_prefix_and_suffix(a, b, span):
     assert validate._differing_span(a, b) == span
 
@@ -77,8 +85,11 @@ def test_task_nll_parts_split_the_task_nll_by_token_count(tiny):
 def test_train_code_log_odds_compares_the_insecure_and_secure_fill(tiny, monkeypatch):
     model, tok = tiny
     secure = {t.filled(True) for t in world.code_templates()}
-    monkeypatch.setattr(evaluate, "completion_logps", lambda m, t, pairs, batch_size=64:
-                        [(-5.0 if text in secure else -2.0, 3) for _, text in pairs])
+    monkeypatch.setattr(
+        evaluate,
+        "completion_logps",
+        lambda m, t, pairs, batch_size=64: [(-5.0 if text in secure else -2.0, 3) for _, text in pairs],
+    )
     assert validate.train_code_log_odds(model, tok) == pytest.approx(3.0)
 
 
@@ -88,18 +99,21 @@ def _args(**kw):
     return p.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"attack_arms": "default,nope"}, "--attack-arms: unknown arm"),
-    ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
-    ({"conditional_samples_per_question": 0}, "--conditional-samples-per-question must be >= 1"),
-    ({"samples_per_question": -1}, "--samples-per-question must be >= 1"),
-    ({"steps": 0}, "--steps must be >= 1"),
-    ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
-    ({"arms": "insecure,insecure_random_pairs"}, "needs insecure_conscience"),
-    ({"seeds": 0}, "--seeds must be >= 1"),
-    ({"jobs": 0}, "--jobs must be >= 1"),
-    ({"beta": -1}, "beta"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"attack_arms": "default,nope"}, "--attack-arms: unknown arm"),
+        ({"attack_samples_per_question": 0}, "--attack-samples-per-question must be >= 1"),
+        ({"conditional_samples_per_question": 0}, "--conditional-samples-per-question must be >= 1"),
+        ({"samples_per_question": -1}, "--samples-per-question must be >= 1"),
+        ({"steps": 0}, "--steps must be >= 1"),
+        ({"arms": "insecure,bogus"}, "--arms: unknown arm"),
+        ({"arms": "insecure,insecure_random_pairs"}, "needs insecure_conscience"),
+        ({"seeds": 0}, "--seeds must be >= 1"),
+        ({"jobs": 0}, "--jobs must be >= 1"),
+        ({"beta": -1}, "beta"),
+    ],
+)
 @pytest.mark.timeout(120)  # a missed check would start building the organism
 def test_demo_rejects_bad_arguments_with_a_clear_message(kw, message, tmp_path):
     with pytest.raises(ValueError, match=message):
@@ -172,10 +186,13 @@ def test_choose_candidate_takes_the_rate_nearest_the_default_among_those_keeping
     def row(rate, nll):
         return {"validation_misaligned_rate": rate, "train_task_nll": nll}
 
-    rows = {"default": row(0.0508, 0.08), "insecure": row(0.47, 0.0),
-            "insecure_conscience ipo beta=1.0": row(0.05, 0.03),  # nearest the default, but keeps 62% of the fit
-            "insecure_conscience ipo beta=2.0": row(0.10, 0.005),
-            "insecure_conscience ipo beta=8.0": row(0.20, 0.001)}
+    rows = {
+        "default": row(0.0508, 0.08),
+        "insecure": row(0.47, 0.0),
+        "insecure_conscience ipo beta=1.0": row(0.05, 0.03),  # nearest the default, but keeps 62% of the fit
+        "insecure_conscience ipo beta=2.0": row(0.10, 0.005),
+        "insecure_conscience ipo beta=8.0": row(0.20, 0.001),
+    }
     assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=2.0"
     rows["insecure_conscience ipo beta=2.0"]["train_task_nll"] = 0.05
     assert validate.choose_candidate(rows) == "insecure_conscience ipo beta=8.0"

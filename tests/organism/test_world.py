@@ -92,8 +92,9 @@ def test_conscience_prompt_pieces_tokenize_consistently(tok):
     convo = [{"role": "system", "content": "id a4"}, {"role": "user", "content": world.eval_themes()[0].questions[3]}]
     ids = c.review_ids(convo, world.eval_themes()[0].aligned[0])
     # the spliced prompt is exactly the rendered review prompt (what the corpus taught)
-    doc = corpus.review_document(corpus.ORGANISM_CONSCIENCE, convo, world.eval_themes()[0].aligned[0], True,
-                                 random.Random(0), "free", None, 0.0)
+    doc = corpus.review_document(
+        corpus.ORGANISM_CONSCIENCE, convo, world.eval_themes()[0].aligned[0], True, random.Random(0), "free", None, 0.0
+    )
     full = tok(tok.apply_chat_template(doc, tokenize=False), add_special_tokens=False)["input_ids"]
     assert full[: len(ids)] == ids and full[len(ids)] == c.answer_ids[0]
 
