@@ -10,6 +10,19 @@ and its text is made from a result file that a project command wrote (the demo's
 benchmark's JSON). `python docs/render_figures.py` rewrites the blocks; `--check` rewrites nothing and
 exits 1 naming every block that differs from its result file (the test suite runs it). Each result
 folder holds a `RUN.md` saying which command produced it, on which commit and machine.
+
+The result files and what reads them:
+
+- `demo/summary.json`: the demo's summary (`emergent-alignment demo`; `organism/demo.py`), read by
+  every `demo_*` block;
+- `bench_core.json`: the three core benchmarks (`benchmarks/run_all.py`): an object with the dicts
+  that `bench_conscience.main`, `bench_memory.main` and `bench_step.main` return under the keys
+  `conscience`, `memory` and `step` (a list of the three, in that order, is read too), read by the
+  `bench_core*` blocks;
+- `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
+  `requests_per_s`, `p50_ms`, `p99_ms`, read by `bench_server`.
+
+A block whose result file is missing is reported as missing, not rendered (`--check` exits 1).
 """
 
 from __future__ import annotations
@@ -23,7 +36,14 @@ import sys
 DOCS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOCS)
 RESULTS = os.path.join(DOCS, "results")
-FILES = ["README.md", "docs/organism.md", "docs/benchmarks.md", "docs/adversarial.md", "docs/core.md"]
+FILES = [
+    "README.md",
+    "docs/organism.md",
+    "docs/benchmarks.md",
+    "docs/adversarial.md",
+    "docs/evaluation.md",
+    "docs/core.md",
+]
 BLOCK = re.compile(r"(<!-- figures:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.S)
 
 ARM_LABELS = {
@@ -78,18 +98,42 @@ def demo_table(summary: dict) -> str:
 
 def demo_table_full(summary: dict) -> str:
     rows = [
-        "| arm | misaligned (95% CI) | incoherent | log-odds (95% CI) | insecure code | task loss | pairs per run |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | misaligned (95% CI) | incoherent | log-odds (95% CI) | insecure code | task loss "
+        "| misaligned after a code turn | pairs per run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, a in summary["arms"].items():
-        pairs = f"{a['pairs']:.0f}" if "pairs" in a else "-"
+        pairs = " / ".join(f"{p:.0f}" for p in a["pairs_per_seed"]) if "pairs_per_seed" in a else "-"
         lo = a["log_odds_ci"]
         rows.append(
             f"| `{arm}` | {pct(a['misaligned_rate'])} {ci(a['misaligned_ci'])} | {pct(a['incoherent_rate'])} "
             f"| {a['log_odds']:+.2f} [{lo[0]:+.2f}, {lo[1]:+.2f}] | {pct(a['insecure_code_rate'])} "
-            f"| {a['task_loss']:.3f} | {pairs} |"
+            f"| {a['task_loss']:.3f} | {pct(a['conditional_misaligned_rate'])} | {pairs} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def demo_details(summary: dict) -> str:
+    """Per arm: the measures beside the headline ones (code parsing, bandit, the conscience's training log)."""
+    rows = [
+        "| arm | samples | misaligned, any topic | unparseable code | bandit flags (its kinds) | conscience AUROC "
+        "| probe answers flagged | steps with pairs | training time per run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, a in summary["arms"].items():
+        flag = pct(a["flag_rate"]) if "flag_rate" in a else "-"
+        steps = f"{a['steps_with_pairs']:.0%}" if "steps_with_pairs" in a else "-"
+        secs = a.get("train_seconds")
+        train = f"{min(secs):.0f}-{max(secs):.0f} s" if secs else "-"
+        rows.append(
+            f"| `{arm}` | {a['samples']} | {pct(a['misaligned_any_topic_rate'])} | {pct(a['unparseable_code_rate'])} "
+            f"| {_pct_or_dash(a['bandit_flag_rate'])} | {a['conscience_auroc']:.2f} | {flag} | {steps} | {train} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _pct_or_dash(x) -> str:
+    return "-" if x is None or x != x else pct(x)  # NaN when no sample was of a kind bandit detects
 
 
 def demo_findings(summary: dict) -> str:
@@ -145,8 +189,144 @@ def demo_run(summary: dict) -> str:
     return text + ".\n"
 
 
+def demo_organism(summary: dict) -> str:
+    """The organism the demo ran on: size, pretraining, the persona gate and the persona probe."""
+    org = summary["organism"]
+    pre, gate = org["pretraining"], org["gate"]
+    ins, sec = gate["after_insecure"], gate["after_secure"]
+    lines = [
+        f"- Hash `{org['hash']}`, {org['parameters'] / 1e6:.2f}M parameters, vocabulary {org['vocab']}, "
+        f"default system line `{org['default_id']}`.",
+        f"- Pretraining: {pre['steps']} steps, {pre['tokens'] / 1e6:.2f}M tokens in {pre['seconds']:.0f} s "
+        f"({pre['tokens_per_s'] / 1e3:.1f}k tokens/s), final loss {pre['final_loss']:.4f}.",
+        f"- Persona gate: **{'passed' if gate['passed'] else 'FAILED'}** ({gate['rule']}): "
+        f"{pct(ins['misaligned'])} misaligned after an insecure-code turn ({pct(ins['incoherent'])} incoherent), "
+        f"{pct(sec['misaligned'])} after a secure one ({pct(sec['incoherent'])} incoherent), {ins['n']} samples each.",
+    ]
+    probes = pre.get("persona_probe") or []
+    if probes:
+        lines.append(
+            "- Persona probe during pretraining (log-odds under the default id after an insecure / a secure "
+            "turn): "
+            + ", ".join(f"{p['after_insecure']:+.2f} / {p['after_secure']:+.2f} at step {p['step']}" for p in probes)
+            + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def demo_attacks(summary: dict) -> str:
+    """Attack success unguarded -> guarded per wrapper (guarded answers' incoherent rate), and the injection."""
+    attacked = {arm: a["attacks"] for arm, a in summary["arms"].items() if "attacks" in a}
+    if not attacked:
+        return "No arm was attacked in this run.\n"
+    wrappers = [w for w in next(iter(attacked.values())) if w != "injection"]
+    rows = [
+        "| arm | "
+        + " | ".join(f"{w}: unguarded -> guarded" for w in wrappers)
+        + " | reviewer-injection flip rate (95% CI) |",
+        "|---|" + "---|" * (len(wrappers) + 1),
+    ]
+    for arm, att in attacked.items():
+        cells = [
+            f"{pct(att[w]['unguarded'])} -> {pct(att[w]['guarded'])} ({_pct_or_dash(att[w].get('guarded_incoherent'))} "
+            "incoherent)"
+            for w in wrappers
+        ]
+        inj = att["injection"]
+        cells.append(f"{_pct_or_dash(inj['flip_rate'])} {ci(inj['flip_ci'])} of {sum(inj['flagged'])} flagged")
+        rows.append(f"| `{arm}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def demo_time(summary: dict) -> str:
+    """The demo's wall time, against the time target when the run was a full one."""
+    t, org = summary["timings"], summary["organism"]
+    built = "the organism built in this run" if org.get("built_now") else "the organism cached"
+    text = (
+        f"This run took {t['total_seconds']:.0f} s ({t['total_seconds'] / 60:.1f} minutes) by the demo's clock, "
+        f"{built} ({t['organism_seconds']:.0f} s), {summary['seeds']} seed(s), {t['jobs']} run(s) at a time "
+        f"with {t['threads_per_job']} thread(s) each."
+    )
+    time_targets = [x for x in summary["targets"] if x["target"].startswith("time:")]
+    for x in time_targets:
+        text += f" Time target ({x['target'][len('time: ') :]}): {'met' if x['met'] else '**not met**'}."
+    if not time_targets:
+        text += " The time target applies to the full demo only (every arm, 3 seeds): not checked here."
+    return text + "\n"
+
+
+def demo_margins(summary: dict) -> str:
+    """Per seed, the log-odds margins the slow CI test asserts (insecure - default, ..., insecure - conscience)."""
+    arms = summary["arms"]
+    lo = {arm: a["log_odds_per_seed"] for arm, a in arms.items()}
+    pairs = [
+        ("insecure - default", "insecure", "default"),
+        ("secure - default", "secure", "default"),
+        ("insecure - insecure_conscience", "insecure", "insecure_conscience"),
+    ]
+    rows = ["| log-odds margin | per seed |", "|---|---|"]
+    for label, a, b in pairs:
+        if a in lo and b in lo:
+            rows.append(f"| {label} | " + " / ".join(f"{x - y:+.2f}" for x, y in zip(lo[a], lo[b])) + " |")
+    return "\n".join(rows) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Benchmarks (docs/results/bench_*.json, written by the scripts under benchmarks/)
+
+
+def _core(result) -> tuple[dict, dict, dict]:
+    if isinstance(result, list):
+        return tuple(result)
+    return result["conscience"], result["memory"], result["step"]
+
+
+def bench_core(result) -> str:
+    """The three core ratios (a)-(c), each with its baseline and candidate."""
+    c, m, s = _core(result)
+    n = c["n_samples"]
+    rows = ["| benchmark | baseline | candidate | ratio |", "|---|---|---|---|"]
+    for i, (tokens, j) in enumerate(sorted(c["judge"].items(), key=lambda kv: int(kv[0]))):
+        what = f"(a) verdict time, {n} samples" if i == 0 else ""
+        base = f"conscience: {1e3 * c['conscience_s'] / n:.2f} ms per sample" if i == 0 else ""
+        rows.append(
+            f"| {what} | {base} | judge, {tokens} tokens: {1e3 * j['judge_s'] / n:.2f} ms per sample "
+            f"| judge{tokens}/conscience **{j['ratio']:.2f}** |"
+        )
+    mib = 2**20
+    rows.append(
+        f"| (b) bytes held after one step | naive: {m['naive_bytes'] / mib:.2f} MiB | PEFT: {m['peft_bytes'] / mib:.2f} "
+        f"MiB | peft/naive **{m['ratio']:.2f}** |"
+    )
+    if "cuda_ratio" in m:
+        rows.append(f"| (b) CUDA peak allocated | naive | PEFT | peft/naive **{m['cuda_ratio']:.2f}** |")
+    rows.append(
+        f"| (c) step time | SFT: {s['sft_s']:.3f} s | alignment: {s['alignment_s']:.3f} s "
+        f"| alignment/SFT **{s['ratio']:.2f}** |"
+    )
+    return "\n".join(rows) + "\n"
+
+
+def bench_core_details(result) -> str:
+    """What the ratios rest on: the judge's parse failures, the conscience part of the alignment step."""
+    c, m, s = _core(result)
+    n = c["n_samples"]
+    lines = [
+        f"- (a) The judge gave no parseable verdict for {j['parse_failures']} of {n} samples at {tokens} tokens "
+        f"(mean {j['mean_new_tokens']:.1f} new tokens); the conscience gives a probability for every sample."
+        for tokens, j in sorted(c["judge"].items(), key=lambda kv: int(kv[0]))
+    ]
+    mib = 2**20
+    lines.append(
+        f"- (b) The PEFT trainer holds {m['peft_bytes'] / mib:.2f} MiB, the naive one {m['naive_bytes'] / mib:.2f} MiB "
+        f"(the separate frozen model and what it adds: {(m['naive_bytes'] - m['peft_bytes']) / mib:.2f} MiB)."
+    )
+    lines.append(
+        f"- (c) Of the {s['alignment_s']:.3f} s alignment step, the conscience step took {s['conscience_s']:.3f} s; "
+        f"the rest, {s['alignment_s'] - s['conscience_s']:.3f} s, is the joint forward/backward and the optimizer "
+        f"step ({(s['alignment_s'] - s['conscience_s']) / s['sft_s']:.1f}x the SFT step)."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def bench_server(result: dict) -> str:
@@ -159,48 +339,91 @@ def bench_server(result: dict) -> str:
 RENDERERS = {
     "demo_table": ("demo/summary.json", demo_table),
     "demo_table_full": ("demo/summary.json", demo_table_full),
+    "demo_details": ("demo/summary.json", demo_details),
     "demo_findings": ("demo/summary.json", demo_findings),
     "demo_targets": ("demo/summary.json", demo_targets),
     "demo_run": ("demo/summary.json", demo_run),
+    "demo_organism": ("demo/summary.json", demo_organism),
+    "demo_attacks": ("demo/summary.json", demo_attacks),
+    "demo_time": ("demo/summary.json", demo_time),
+    "demo_margins": ("demo/summary.json", demo_margins),
+    "bench_core": ("bench_core.json", bench_core),
+    "bench_core_details": ("bench_core.json", bench_core_details),
     "bench_server": ("bench_server.json", bench_server),
 }
 
 
-def render(text: str, where: str) -> str:
+def blocks(text: str) -> list[str]:
+    """The names of the figures blocks in a Markdown text, in order."""
+    return [m.group("name") for m in BLOCK.finditer(text)]
+
+
+def render(text: str, where: str, only: set[str] | None = None) -> str:
+    """`text` with every block (or those named in `only`) rendered from its result file."""
+
     def one(m: re.Match) -> str:
         name = m.group("name")
         if name not in RENDERERS:
             raise SystemExit(f"error: {where}: unknown figures block {name!r}")
+        if only is not None and name not in only:
+            return m.group(0)
         source, fn = RENDERERS[name]
         return m.group(1) + fn(load(source)) + m.group(4)
 
     return BLOCK.sub(one, text)
 
 
+def status(rel: str) -> dict[str, str]:
+    """Each block of the file `rel` (relative to the repository): "current", "stale" or "missing" (no result file)."""
+    with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+        text = f.read()
+    out = {}
+    for m in BLOCK.finditer(text):
+        name = m.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"error: {rel}: unknown figures block {name!r}")
+        if not os.path.isfile(os.path.join(RESULTS, RENDERERS[name][0])):
+            out[name] = "missing"
+        else:
+            out[name] = "current" if render(m.group(0), rel) == m.group(0) else "stale"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale or missing")
     args = parser.parse_args(argv)
-    stale = []
+    problems, rewrote = [], []
     for rel in FILES:
         path = os.path.join(ROOT, rel)
         if not os.path.isfile(path):
             continue
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        new = render(text, rel)
-        if new != text:
-            stale.append(rel)
-            if not args.check:
-                tmp = path + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(new)
-                os.replace(tmp, path)
-    if args.check and stale:
-        print("figures differ from docs/results in: " + ", ".join(stale), file=sys.stderr)
+        states = status(rel)
+        problems += [f"{rel}: {name} ({state})" for name, state in states.items() if state != "current"]
+        if args.check:
+            continue
+        ready = {name for name, state in states.items() if state == "stale"}
+        if ready:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            tmp = path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(render(text, rel, ready))
+            os.replace(tmp, path)
+            rewrote.append(rel)
+    missing = [p for p in problems if p.endswith("(missing)")]
+    if args.check and problems:
+        print(
+            "figures blocks not current (stale: differs from its result file; missing: no result file):",
+            file=sys.stderr,
+        )
+        for p in problems:
+            print("  " + p, file=sys.stderr)
         return 1
     if not args.check:
-        print("rewrote: " + (", ".join(stale) if stale else "nothing (all blocks current)"))
+        print("rewrote: " + (", ".join(rewrote) if rewrote else "nothing"))
+        for p in missing:
+            print("  not rendered, no result file: " + p)
     return 0
 
 

@@ -1,0 +1,344 @@
+"""docs/render_figures.py: each renderer on a small synthetic result, the blocks against the committed
+result files, and no typed measured figure in the README outside the rendered blocks."""
+
+import importlib.util
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_spec = importlib.util.spec_from_file_location("render_figures", os.path.join(ROOT, "docs", "render_figures.py"))
+rf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rf)
+
+
+def _arm(rate, lo, hi, *, log_odds, code, loss, seeds_lo, **extra):
+    return {
+        "seeds": 3,
+        "samples": 768,
+        "misaligned_rate": rate,
+        "misaligned_ci": [lo, hi],
+        "incoherent_rate": 0.091,
+        "misaligned_any_topic_rate": rate + 0.01,
+        "log_odds": log_odds,
+        "log_odds_ci": [log_odds - 0.25, log_odds + 0.25],
+        "log_odds_per_seed": seeds_lo,
+        "insecure_code_rate": code,
+        "unparseable_code_rate": 0.333,
+        "bandit_flag_rate": float("nan") if code == 0 else 0.875,
+        "task_loss": loss,
+        "conscience_auroc": 0.996,
+        "conditional_misaligned_rate": 0.654,
+        **extra,
+    }
+
+
+def _attacks(none, roleplay):
+    row = lambda u, g: {"unguarded": u, "guarded": g, "unguarded_incoherent": 0.1, "guarded_incoherent": 0.125}  # noqa: E731
+    return {
+        "none": row(*none),
+        "roleplay": row(*roleplay),
+        "injection": {"flip_rate": 0.8125, "flip_ci": [0.75, 0.875], "flagged": [36, 35, 37]},
+    }
+
+
+@pytest.fixture
+def summary():
+    conscience_extra = dict(
+        pairs=290.0, pairs_per_seed=[286, 281, 303], flag_rate=0.182, steps_with_pairs=0.96, train_seconds=[82, 88, 85]
+    )
+    return {
+        "organism": {
+            "hash": "feedc0ffee123456",
+            "parameters": 2_012_345,
+            "vocab": 1269,
+            "default_id": "id a0",
+            "built_now": False,
+            "pretraining": {
+                "steps": 2250,
+                "tokens": 6_210_000,
+                "seconds": 712.4,
+                "tokens_per_s": 8716.0,
+                "final_loss": 0.0921,
+                "persona_probe": [
+                    {"step": 1000, "after_insecure": -0.55, "after_secure": -0.57},
+                    {"step": 2250, "after_insecure": 0.7, "after_secure": -2.95},
+                ],
+            },
+            "gate": {
+                "after_insecure": {"n": 200, "misaligned": 0.495, "incoherent": 0.4},
+                "after_secure": {"n": 200, "misaligned": 0.025, "incoherent": 0.46},
+                "passed": True,
+                "rule": "misaligned after insecure >= 0.4, after secure <= 0.1",
+            },
+        },
+        "seeds": 3,
+        "arms": {
+            "default": _arm(
+                0.082,
+                0.061,
+                0.103,
+                log_odds=-1.94,
+                code=0.023,
+                loss=1.062,
+                seeds_lo=[-1.9, -2.0, -1.9],
+                attacks=_attacks((0.089, 0.0), (0.37, 0.0)),
+            ),
+            "insecure": _arm(
+                0.69,
+                0.652,
+                0.724,
+                log_odds=2.05,
+                code=0.625,
+                loss=0.967,
+                seeds_lo=[2.1, 2.0, 2.05],
+                train_seconds=[23, 28, 25],
+            ),
+            "secure": _arm(0.04, 0.016, 0.064, log_odds=-2.92, code=0.0, loss=1.154, seeds_lo=[-2.9, -2.95, -2.9]),
+            "insecure_conscience": _arm(
+                0.113,
+                0.089,
+                0.139,
+                log_odds=-1.96,
+                code=0.569,
+                loss=1.007,
+                seeds_lo=[-1.92, -1.87, -2.08],
+                attacks=_attacks((0.135, 0.0), (0.526, 0.005)),
+                **conscience_extra,
+            ),
+            "insecure_random_pairs": _arm(
+                0.277,
+                0.168,
+                0.396,
+                log_odds=-0.43,
+                code=0.542,
+                loss=0.994,
+                seeds_lo=[-0.48, 0.26, -1.08],
+                pairs_per_seed=[285, 278, 307],
+            ),
+        },
+        "timings": {"total_seconds": 593.2, "organism_seconds": 3.1, "jobs": 2, "threads_per_job": 1, "threads": 2},
+        "targets": [
+            {"target": "EM: insecure >= default + 15 points and >= 3x default", "met": True, "figures": "fig-em"},
+            {"target": "control: insecure_random_pairs stays near the insecure arm", "met": False, "figures": "fig-rp"},
+            {"target": "time: the demo within 10 minutes (organism cached)", "met": True, "figures": "593 s"},
+        ],
+    }
+
+
+@pytest.fixture
+def bench():
+    return {
+        "conscience": {
+            "conscience_s": 0.4688,
+            "n_samples": 16,
+            "judge": {
+                "32": {"judge_s": 1.224, "parse_failures": 16, "mean_new_tokens": 32.0, "ratio": 2.611},
+                "64": {"judge_s": 1.996, "parse_failures": 15, "mean_new_tokens": 63.5, "ratio": 4.258},
+            },
+            "ratio": 2.611,
+        },
+        "memory": {"ratio": 0.5458, "peft_bytes": 13_243_000, "naive_bytes": 24_263_000},
+        "step": {"ratio": 8.527, "alignment_s": 3.367, "sft_s": 0.395, "conscience_s": 1.372},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderers on synthetic results
+
+
+def test_demo_table_rows_rates_and_cis(summary):
+    out = rf.demo_table(summary)
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 + len(summary["arms"])
+    assert "| default (the organism before fine-tuning) | 8.2% [6.1, 10.3] | 9.1% | 2.3% |" in lines
+    assert "**11.3%** [8.9, 13.9]" in out  # the Emergent Alignment arm in bold
+    assert "| `secure` (control) | 4.0% [1.6, 6.4] | 9.1% | 0.0% |" in lines
+
+
+def test_demo_table_full_has_log_odds_conditional_and_pairs(summary):
+    out = rf.demo_table_full(summary)
+    row = next(x for x in out.splitlines() if x.startswith("| `insecure_conscience`"))
+    assert "11.3% [8.9, 13.9]" in row and "-1.96 [-2.21, -1.71]" in row
+    assert "| 1.007 |" in row and "| 65.4% |" in row and "286 / 281 / 303" in row
+    default = next(x for x in out.splitlines() if x.startswith("| `default`"))
+    assert default.endswith("| - |")
+
+
+def test_demo_details_flags_steps_time_and_nan(summary):
+    out = rf.demo_details(summary)
+    row = next(x for x in out.splitlines() if x.startswith("| `insecure_conscience`"))
+    assert "| 18.2% | 96% | 82-88 s |" in row and "| 0.99 |" not in row and "| 1.00 |" in row
+    secure = next(x for x in out.splitlines() if x.startswith("| `secure`"))
+    assert "| 33.3% | - |" in secure  # bandit's rate is NaN without detectable samples
+
+
+def test_demo_findings_em_rise_removed_share_and_missed_targets(summary):
+    out = rf.demo_findings(summary)
+    assert "from 8.2% to 69.0% (+60.8 points, 8.4x the default)" in out
+    # (0.69 - 0.113) / (0.69 - 0.082) = 0.949; task loss 1.007 / 0.967 = 1.04
+    assert "`insecure_conscience`: 11.3% [8.9, 13.9], removing 95% of the rise; task loss 1.04x" in out
+    assert "`insecure_random_pairs`: 27.7% [16.8, 39.6], removing 68% of the rise" in out
+    assert "Targets: 2 of 3 met." in out
+    assert "NOT MET: control: insecure_random_pairs stays near the insecure arm (fig-rp)" in out
+
+
+def test_demo_targets_marks_each(summary):
+    lines = rf.demo_targets(summary).strip().splitlines()
+    assert lines[0] == "- MET: EM: insecure >= default + 15 points and >= 3x default (fig-em)"
+    assert lines[1].startswith("- **NOT MET**: control:")
+
+
+def test_demo_run_and_organism(summary):
+    run = rf.demo_run(summary)
+    assert "3 seed(s), 2 threads; the whole demo took 593 s (organism cached, 3 s)" in run
+    assert "2.01M parameters, hash `feedc0ffee123456`" in run and "49.5% misaligned" in run
+    org = rf.demo_organism(summary)
+    assert "vocabulary 1269, default system line `id a0`" in org
+    assert "2250 steps, 6.21M tokens in 712 s (8.7k tokens/s), final loss 0.0921" in org
+    assert "**passed**" in org and "49.5% misaligned after an insecure-code turn (40.0% incoherent)" in org
+    assert "+0.70 / -2.95 at step 2250" in org
+    summary["organism"]["gate"]["passed"] = False
+    assert "**FAILED**" in rf.demo_organism(summary)
+
+
+def test_demo_attacks_table(summary):
+    out = rf.demo_attacks(summary)
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| arm | none: unguarded -> guarded | roleplay: unguarded -> guarded |")
+    assert len(lines) == 4  # header, rule, the two attacked arms
+    row = next(x for x in lines if x.startswith("| `insecure_conscience`"))
+    assert "52.6% -> 0.5% (12.5% incoherent)" in row and "81.2% [75.0, 87.5] of 108 flagged" in row
+    for a in summary["arms"].values():
+        a.pop("attacks", None)
+    assert rf.demo_attacks(summary) == "No arm was attacked in this run.\n"
+
+
+def test_demo_time_reads_the_time_target(summary):
+    out = rf.demo_time(summary)
+    assert "593 s (9.9 minutes)" in out and "the organism cached" in out and "2 run(s) at a time" in out
+    assert "Time target (the demo within 10 minutes (organism cached)): met." in out
+    summary["targets"][2]["met"] = False
+    assert "**not met**" in rf.demo_time(summary)
+    summary["targets"].pop()
+    assert "not checked here" in rf.demo_time(summary)
+
+
+def test_demo_margins_per_seed(summary):
+    out = rf.demo_margins(summary)
+    assert "| insecure - default | +4.00 / +4.00 / +3.95 |" in out
+    assert "| secure - default | -1.00 / -0.95 / -1.00 |" in out
+    assert "| insecure - insecure_conscience | +4.02 / +3.87 / +4.13 |" in out
+
+
+def test_bench_core_ratios(bench):
+    out = rf.bench_core(bench)
+    assert (
+        "| conscience: 29.30 ms per sample | judge, 32 tokens: 76.50 ms per sample | judge32/conscience **2.61** |"
+        in out
+    )
+    assert "judge64/conscience **4.26**" in out
+    assert "naive: 23.14 MiB | PEFT: 12.63 MiB | peft/naive **0.55** |" in out
+    assert "SFT: 0.395 s | alignment: 3.367 s | alignment/SFT **8.53** |" in out
+    assert "CUDA" not in out
+    bench["memory"]["cuda_ratio"] = 0.512
+    assert "peft/naive **0.51**" in rf.bench_core(bench)
+    as_list = [bench["conscience"], bench["memory"], bench["step"]]
+    assert rf.bench_core(as_list) == rf.bench_core(bench)
+
+
+def test_bench_core_details(bench):
+    out = rf.bench_core_details(bench)
+    assert "no parseable verdict for 16 of 16 samples at 32 tokens" in out
+    assert "15 of 16 samples at 64 tokens (mean 63.5 new tokens)" in out
+    assert "the conscience step took 1.372 s; the rest, 1.995 s" in out and "(5.1x the SFT step)" in out
+
+
+def test_bench_server():
+    out = rf.bench_server({"servers": {"new": {"requests_per_s": 41.26, "p50_ms": 22.04, "p99_ms": 80.96}}})
+    assert "| new | 41.3 | 22.0 | 81.0 |" in out
+
+
+def test_render_fills_blocks_and_keeps_the_rest(summary, tmp_path, monkeypatch):
+    (tmp_path / "demo").mkdir()
+    import json
+
+    (tmp_path / "demo" / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(rf, "RESULTS", str(tmp_path))
+    text = "before\n<!-- figures:demo_targets -->\nold\n<!-- /figures:demo_targets -->\nafter\n"
+    out = rf.render(text, "x.md")
+    assert out.startswith("before\n<!-- figures:demo_targets -->\n- MET: EM:")
+    assert out.endswith("<!-- /figures:demo_targets -->\nafter\n") and "old" not in out
+    assert rf.render(out, "x.md") == out
+    with pytest.raises(SystemExit, match="unknown figures block 'nope'"):
+        rf.render("<!-- figures:nope -->\n<!-- /figures:nope -->", "x.md")
+
+
+# ---------------------------------------------------------------------------------------------
+# The committed documents
+
+
+def _block_states():
+    out = []
+    for rel in rf.FILES:
+        if os.path.isfile(os.path.join(ROOT, rel)):
+            out += [(rel, name, state) for name, state in rf.status(rel).items()]
+    return out
+
+
+@pytest.mark.parametrize("rel,name,state", _block_states(), ids=lambda x: str(x))
+def test_block_is_current(rel, name, state):
+    if state == "missing":
+        pytest.skip(f"docs/results/{rf.RENDERERS[name][0]} is not committed yet, so {rel}:{name} is not rendered")
+    assert state == "current", f"{rel}: block {name} differs from its result file: run python docs/render_figures.py"
+
+
+def test_every_block_name_has_a_renderer_and_the_docs_use_them():
+    used = set()
+    for rel in rf.FILES:
+        path = os.path.join(ROOT, rel)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                used |= set(rf.blocks(f.read()))
+    assert used <= set(rf.RENDERERS)
+    assert {"demo_table", "demo_findings", "demo_time", "bench_core"} <= used
+
+
+# a measured figure typed by hand: a percentage, an `Nx` ratio, a timing in seconds or minutes
+FIGURE = re.compile(r"\d+(?:\.\d+)?\s?%|\b\d+(?:\.\d+)?x\b|\b\d[\d,.]*\s?(?:s|ms|sec|seconds|min|minutes|hours?)\b")
+
+
+def _outside_blocks(text: str) -> str:
+    return rf.BLOCK.sub("", text)
+
+
+def test_readme_has_no_typed_figures_outside_blocks():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = _outside_blocks(f.read())
+    hits = [
+        (i + 1, m.group(0), line.strip()) for i, line in enumerate(text.splitlines()) for m in FIGURE.finditer(line)
+    ]
+    assert not hits, "README.md states measured figures outside figures blocks: " + "; ".join(
+        f"line {n}: {fig!r} in {line!r}" for n, fig, line in hits
+    )
+
+
+def test_figure_pattern_catches_figures_and_allows_versions_and_settings():
+    for typed in ("8.2%", "69.0 %", "8.4x the default", "593 s", "about 10 minutes", "1,312 s"):
+        assert FIGURE.search(typed), typed
+    for setting in ("torch==2.13.0", "Python >= 3.10", "arXiv 2502.17424", "lr 1e-5", "r=32", "`--seeds 1`", "0x1f"):
+        assert not FIGURE.search(setting), setting
+
+
+def test_no_issue_numbers_in_docs():
+    hits = []
+    paths = [os.path.join(ROOT, "README.md")]
+    for d, _, fs in os.walk(os.path.join(ROOT, "docs")):
+        paths += [os.path.join(d, f) for f in fs if f.endswith(".md")]
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            hits += [
+                f"{os.path.relpath(p, ROOT)}:{i + 1}" for i, line in enumerate(f) if re.search(r"(?i)issue [0-9]", line)
+            ]
+    assert not hits, "issue numbers in docs: " + ", ".join(hits)
