@@ -276,6 +276,7 @@ def demo_margins(summary: dict) -> str:
 
 
 def _core(result) -> tuple[dict, dict, dict]:
+    result = result.get("results", result) if isinstance(result, dict) else result  # run_all.py --json nests them
     if isinstance(result, list):
         return tuple(result)
     return result["conscience"], result["memory"], result["step"]
