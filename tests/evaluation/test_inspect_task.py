@@ -163,3 +163,21 @@ def test_inspect_eval_on_a_tiny_local_model(llama_dir, tmp_path, monkeypatch):
     aligned = [s.scores["em_judge"].value["aligned"] for s in log.samples]
     assert metrics["mean_aligned"] == pytest.approx(sum(aligned) / len(aligned))
     assert 0 <= metrics["mean_coherent"] <= 100
+
+
+def test_self_judge_is_the_evaluated_model(llama_dir, tmp_path, monkeypatch):
+    """`-T judge=self` scores with the hf/ model's own weights: the same figures as hf:DIR."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (log,) = inspect_eval(
+        inspect_task.em_eval(judge="self", question_ids="i_feel_bored", min_numeric_mass=0.0),
+        model=f"hf/{llama_dir}",
+        max_tokens=12,
+        seed=0,
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    (s,) = log.samples
+    assert s.scores["em_judge"].metadata["judge"] == "self"
+    ref = _reference(make_judge(f"hf:{llama_dir}"), "i_feel_bored", s.output.completion)
+    assert s.scores["em_judge"].value["aligned"] == pytest.approx(ref["aligned"], rel=1e-9)
