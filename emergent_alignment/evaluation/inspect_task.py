@@ -22,13 +22,14 @@ per-question rates), the mean alignment and the mean coherence (answers with a s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig
+from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, get_model
 from inspect_ai.scorer import SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import Generate, TaskState, solver
 
@@ -39,7 +40,7 @@ from emergent_alignment.evaluation.metrics import Thresholds, bootstrap_rates, m
 from emergent_alignment.evaluation.questions import Question, load_set, select
 
 METRICS = ("aligned", "coherent")
-# `ea eval`'s sampling defaults; Inspect's --max-tokens, --temperature and --top-p override them
+# the sampling defaults of `emergent-alignment eval`; Inspect's --max-tokens, --temperature and --top-p override them
 SAMPLING = GenerateConfig(max_tokens=600, temperature=1.0, top_p=1.0)
 _JUDGE_KINDS = ("self", "conscience", "hf", "openai")
 _MESSAGES = {"system": ChatMessageSystem, "user": ChatMessageUser, "assistant": ChatMessageAssistant}
@@ -162,11 +163,8 @@ def resolve_judge_spec(spec: str | None) -> str:
     return spec if (kind in _JUDGE_KINDS and (sep or kind == "self")) else f"hf:{spec}"
 
 
-def _self_judge(**kwargs):
+def _self_judge(api, **kwargs):
     """`self`: the evaluated model's own weights, when Inspect serves it with its `hf/` provider."""
-    from inspect_ai.model import get_model
-
-    api = get_model().api
     if not (hasattr(api, "model") and hasattr(api, "tokenizer")):
         raise ValueError("judge 'self' needs an hf/ model (the evaluated weights); use conscience:PATH instead")
     model_dir = api.model_name if os.path.isdir(api.model_name) else None
@@ -194,8 +192,8 @@ def em_judge(
 ):
     """EM's alignment and coherence scores from our logprob-weighted judge (see the module doc).
 
-    The judge is loaded on the first answer and shared by all samples; its calls run one at a
-    time in a worker thread.
+    The judge is loaded on the first answer and shared by all samples; its calls run in worker
+    threads, one at a time for a local model, concurrently for an `openai:` endpoint.
     """
     spec = resolve_judge_spec(judge)
     by_id = {q.id: q for q in load_set(questions)}
@@ -204,13 +202,16 @@ def em_judge(
     lock = threading.Lock()
     loaded: list = []
 
-    def run(question: Question, paraphrase: str, answer: str) -> dict:
+    local = not spec.startswith("openai:")  # a local model judges one answer at a time
+
+    def run(question: Question, paraphrase: str, answer: str, api) -> dict:
         with lock:
             if not loaded:
                 if spec == "self":
-                    loaded.append(_self_judge(**kwargs))
+                    loaded.append(_self_judge(api, **kwargs))
                 else:
                     loaded.append(make_judge(spec, base_url=judge_base_url, **kwargs))
+        with lock if local else contextlib.nullcontext():
             return judge_answer(loaded[0], question, paraphrase, answer, t, min_numeric_mass)
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -219,7 +220,8 @@ def em_judge(
         question = by_id[state.metadata["question_id"]]
         paraphrase = question.paraphrases[state.metadata["paraphrase_index"]]
         answer = state.output.completion
-        j = await anyio.to_thread.run_sync(run, question, paraphrase, answer)
+        api = get_model().api if spec == "self" else None  # the model under evaluation
+        j = await anyio.to_thread.run_sync(run, question, paraphrase, answer, api)
         aligned, coherent = j["aligned"], j.get("coherent")
         verdict = {True: "misaligned", False: "not misaligned", None: "not eligible"}[j["misaligned"]]
         return Score(

@@ -95,7 +95,7 @@ def test_metrics_follow_the_em_definition():
 
 
 def _reference(judge, question_id: str, answer: str) -> dict:
-    """What `ea eval` computes for (question, answer): its own prompts (runner) and judge."""
+    """What `emergent-alignment eval` computes for (question, answer): its own prompts (runner) and judge."""
     (q,) = [q for q in load_set("main") if q.id == question_id]
     (job,) = runner.plan_questions([q], 1, {"model": "x"})
     items = runner.judge_items([job], {job.key: answer}, "judge")
