@@ -31,7 +31,7 @@ import json
 import os
 import random
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -218,6 +218,10 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     @torch.no_grad()
     def _conscience_step(self, model, inputs, step: int) -> Pairs | None:
+        with _no_router_logits(self.model, self.ref_model):
+            return self._review_probes(model, inputs, step)
+
+    def _review_probes(self, model, inputs, step: int) -> Pairs | None:
         args, tok = self.args, self._tokenizer
         rank = self.accelerator.process_index
         probes = self._probes(inputs, step)
@@ -453,6 +457,22 @@ class EmergentAlignmentTrainer(SFTTrainer):
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(kept)
         os.replace(tmp, self._log_path)
+
+
+@contextmanager
+def _no_router_logits(*models):
+    """MoE models: no router logits in the conscience step. Cached decoding would compute the auxiliary
+    loss from the new tokens' router logits against the whole attention mask (a shape error), and the
+    conscience step trains nothing."""
+    configs = [m.config.get_text_config() for m in models if m is not None]
+    configs = [c for c in configs if getattr(c, "output_router_logits", False)]
+    for c in configs:
+        c.output_router_logits = False
+    try:
+        yield
+    finally:
+        for c in configs:
+            c.output_router_logits = True
 
 
 MODEL_INIT_KWARGS = ("dtype", "trust_remote_code")  # what the trainer's own loader (`models.load_model`) honours
