@@ -61,6 +61,11 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
 
+    Every `SFTConfig` option either works with the alignment term or is rejected here or by the trainer,
+    naming the field (neftune_noise_alpha, a tokenizer as chat_template_path, reentrant checkpointing with
+    several processes, ...): docs/core.md, "Which SFTConfig options work". Gradient checkpointing defaults
+    to `use_reentrant=False`.
+
     Changed default: `bf16` is `None`, meaning on only where a GPU supports it (SFTConfig turns it on
     unconditionally, which fails on a CPU).
     """
