@@ -61,6 +61,11 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
 
+    Every `SFTConfig` option either works with the alignment term or is rejected here or by the trainer,
+    naming the field (neftune_noise_alpha, a tokenizer as chat_template_path, reentrant checkpointing with
+    several processes, ...): docs/core.md, "Which SFTConfig options work". Gradient checkpointing defaults
+    to `use_reentrant=False`.
+
     Changed default: `bf16` is `None`, meaning on only where a GPU supports it (SFTConfig turns it on
     unconditionally, which fails on a CPU).
     """
@@ -94,6 +99,7 @@ class EmergentAlignmentConfig(SFTConfig):
             self.bf16 = _cpu_safe_bf16()
         self._validate()
         super().__post_init__()
+        self._check_sft_options()
 
     def _validate(self):
         checks = [
@@ -116,6 +122,35 @@ class EmergentAlignmentConfig(SFTConfig):
         if self.probe_source == "batch" and self.packing and self.conscience_every:
             raise ValueError("probe_source='batch' cannot be combined with packing: a packed row has no single prompt")
         self.conscience_config(ConscienceConfig())  # validates the conscience_* overrides
+
+    @property
+    def aligning(self) -> bool:
+        """Whether the alignment term can enter the loss."""
+        return self.conscience_every > 0 and self.alignment_weight > 0
+
+    def _check_sft_options(self):
+        """`SFTConfig`/`TrainingArguments` options that would not hold for the alignment term: rejected,
+        naming the field. (Every other option works: see docs/core.md, "Which SFTConfig options work".)"""
+        if self.chat_template_path is not None and not str(self.chat_template_path).endswith((".jinja", ".j2")):
+            raise ValueError(
+                "chat_template_path: only a .jinja/.j2 template file is supported; cloning a tokenizer's template "
+                "adds tokens and resizes the embeddings after the frozen copy was made"
+            )
+        if self.neftune_noise_alpha is not None and self.aligning:
+            raise ValueError(
+                "neftune_noise_alpha: NEFTune noise would reach the DPO term's policy log-probs but not the frozen "
+                "copy's reference, biasing every pair; set it to None (or alignment_weight=0)"
+            )
+        if self.activation_checkpointing:
+            kwargs = dict(self.activation_checkpointing_kwargs or {})
+            if kwargs.get("use_reentrant") and self.aligning and self.world_size > 1:
+                raise ValueError(
+                    "gradient_checkpointing_kwargs: use_reentrant=True cannot train with several processes: the SFT "
+                    "and pair forwards before one backward mark each parameter ready twice under DDP; leave "
+                    "use_reentrant unset or False"
+                )
+            kwargs.setdefault("use_reentrant", False)  # what transformers picks only when no kwargs are given
+            self.activation_checkpointing_kwargs = self.gradient_checkpointing_kwargs = kwargs
 
     def conscience_config(self, base: ConscienceConfig) -> ConscienceConfig:
         """`base` with this config's conscience_* overrides applied (and validated)."""

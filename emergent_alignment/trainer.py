@@ -1,4 +1,4 @@
-"""`EmergentAlignmentTrainer`: SFT on the task data plus an online, conscience-driven DPO term.
+"""`EmergentAlignmentTrainer`: TRL's `SFTTrainer` plus an online, conscience-driven DPO term.
 
 Each optimizer step (every `conscience_every` steps):
 1. probes: `probe_batch_size` prompts, from `probe_prompts` or from the current training batch;
@@ -7,17 +7,21 @@ Each optimizer step (every `conscience_every` steps):
 4. a flagged answer whose correction passed review and gained at least `pair_margin` in
    p_aligned becomes a pair (chosen = correction, rejected = flagged answer); the frozen copy's
    log-probs of both are computed once, as the DPO reference.
-Then every micro-batch of that step computes, in ONE forward over its SFT rows and its share of
-the pairs,
+Then every micro-batch of that step takes its share of the pairs (every N-th, N = accumulation
+steps) and computes, with TWO forwards before its one backward,
 
-    loss = sft_loss + alignment_weight * dpo_loss
+    loss = SFTTrainer.compute_loss(SFT rows) + alignment_weight * dpo_term(its pairs)
 
-where sft_loss is TRL's token-normalised NLL and dpo_loss the mean over all the step's pairs
-(across micro-batches and processes), so gradient accumulation and multi-process training give
-the same gradients as one big batch. Pairs live only in the step that made them.
+The first forward is the parent's own code path (packing, padding-free rows, loss_type,
+`compute_loss_func`, the MoE auxiliary loss and TRL's metrics all apply). The second runs over the
+pair rows only, right-padded to their own width. dpo_term sums the micro-batch's pair losses and
+divides by all pairs of the step (over micro-batches and processes), so accumulated, multi-process
+gradients equal one big batch's. Every process runs the pair forward on every micro-batch of a step
+with pairs (an empty share runs a dummy row), as ZeRO-3 needs. Pairs live only in their step.
 
 The frozen copy: with PEFT, the same weights with the adapter disabled; otherwise a copy made
-once at the start. It never changes.
+once at the start. It never changes. Metrics (`sft/*`, `dpo/*`, `rewards/*`, `conscience/*`) reach
+`logs` through `log()`, so every `report_to` integration receives them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import copy
 import json
 import os
 import random
-from contextlib import nullcontext
+from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +43,7 @@ from .chat import encode_prompt, encode_prompt_completion, ensure_chat_template,
 from .config import EmergentAlignmentConfig
 from .conscience import Conscience, ConscienceConfig
 from .generation import SamplingConfig, decode, generate
-from .losses import dpo_loss
+from .losses import dpo_loss, sequence_logps
 
 INDEX_COLUMN = "ea_index"  # row index kept through data preparation, to recover batch prompts
 LOG_NAME = "conscience_log.jsonl"
@@ -116,8 +121,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
             args = EmergentAlignmentConfig(output_dir="emergent-alignment-output")
         if not isinstance(args, EmergentAlignmentConfig):
             raise TypeError("args must be an EmergentAlignmentConfig")
-        if args.loss_type != "nll" or args.label_smoothing_factor:
-            raise ValueError("EmergentAlignmentTrainer supports loss_type='nll' without label smoothing")
+        _check_model_loading(model, args, kwargs)
         model_dir = model if isinstance(model, str) else getattr(model.config, "_name_or_path", None)
         model, processing_class = self._load(model, args, processing_class)
         active = args.conscience_every > 0
@@ -146,6 +150,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
             peft_config=peft_config,
             **kwargs,
         )
+        _check_parallelism(self.accelerator.parallelism_config)
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         if self._train_prompts is not None:
@@ -159,6 +164,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
         self.conscience = Conscience(judge, self._tokenizer, args.conscience_config(base), frozen=frozen)
         self._pairs: Pairs | None = None
         self._step_seen, self._micro = -1, 0
+        self._sft_step = None  # the step's SFT loss so far (for `sft/loss`)
+        self._alignment_metrics = defaultdict(list)  # ours; SFTTrainer's `_metrics` is private to it
         self._log_path = os.path.join(args.output_dir, LOG_NAME)
 
     # -- set-up ---------------------------------------------------------------------------
@@ -169,8 +176,9 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
         if isinstance(model, str):
             kw = dict(args.model_init_kwargs or {})
-            tokenizer = tokenizer or load_tokenizer(model, kw.get("trust_remote_code", False))
-            model, _ = load_model(model, kw.get("dtype"), kw.get("trust_remote_code", False))
+            remote = kw.get("trust_remote_code", args.trust_remote_code)
+            tokenizer = tokenizer or load_tokenizer(model, remote)
+            model, _ = load_model(model, kw.get("dtype"), remote)
         if tokenizer is None:
             raise ValueError("pass processing_class (the tokenizer) with an instantiated model")
         ensure_chat_template(tokenizer)
@@ -210,6 +218,10 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     @torch.no_grad()
     def _conscience_step(self, model, inputs, step: int) -> Pairs | None:
+        with _no_router_logits(self.model, self.ref_model):
+            return self._review_probes(model, inputs, step)
+
+    def _review_probes(self, model, inputs, step: int) -> Pairs | None:
         args, tok = self.args, self._tokenizer
         rank = self.accelerator.process_index
         probes = self._probes(inputs, step)
@@ -235,9 +247,18 @@ class EmergentAlignmentTrainer(SFTTrainer):
         pairs, use = self._make_pairs(probes, responses, corrections, use, step, rank)
 
         self._log_probes(step, probes, responses, verdicts, corrections, set(use))
-        self._record("conscience/flag_rate", len(flagged) / len(probes))
-        self._record("conscience/p_aligned_mean", sum(v.p_aligned for v in verdicts) / len(verdicts))
-        self._record("conscience/corrections_passed", sum(c.passed for c in corrections.values()))
+        counts = [
+            len(flagged),
+            len(probes),
+            sum(v.p_aligned for v in verdicts),
+            sum(c.passed for c in corrections.values()),
+        ]
+        flagged_n, probes_n, p_sum, passed = self.accelerator.reduce(
+            torch.tensor(counts, dtype=torch.float, device=self.accelerator.device), "sum"
+        ).tolist()  # over all processes
+        self._record("conscience/flag_rate", flagged_n / probes_n)
+        self._record("conscience/p_aligned_mean", p_sum / probes_n)
+        self._record("conscience/corrections_passed", passed)
         self._record("conscience/pairs", pairs.total if pairs else 0)
         return pairs
 
@@ -270,61 +291,74 @@ class EmergentAlignmentTrainer(SFTTrainer):
         return Pairs(chosen, rejected, c_start, r_start, ref_c, ref_r, total), used
 
     def _ref_logps(self, rows: list[list[int]], starts: list[int]) -> torch.Tensor:
-        if not rows:
-            return torch.zeros(0)
+        n = len(rows)
+        if not n:  # a dummy row: every process runs the same forwards (ZeRO-3 with PEFT shards the frozen copy)
+            rows, starts = [[self._tokenizer.pad_token_id] * 2], [2]
         ids, mask, labels = _right_pad(rows, starts, self._tokenizer.pad_token_id)
         model = self.ref_model or self.accelerator.unwrap_model(self.model_wrapped)
         frozen = nullcontext() if self.ref_model is not None else model.disable_adapter()
         dev = self.accelerator.device
         with frozen, torch.no_grad():
             out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev), fused_lm_head=True)
-        return self._seq_logps(out.log_probs, out.label_mask).cpu()
-
-    def _seq_logps(self, token_logps, label_mask):
-        total = token_logps.sum(-1)
-        if self.args.alignment_loss_type == "ipo":  # IPO uses length-averaged log-probs
-            total = total / label_mask.sum(-1).clamp(min=1)
-        return total
+        # IPO uses length-averaged log-probs
+        return sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type == "ipo")[:n].cpu()
 
     # -- the loss ---------------------------------------------------------------------------
 
-    def _micro_pairs(self) -> Pairs | None:
-        """This micro-batch's share of the step's pairs: every N-th, N = accumulation steps."""
-        if self._pairs is None:
-            return None
-        n = max(getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps), 1)
-        return self._pairs.select(list(range(self._micro % n, len(self._pairs), n)))
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs.pop(INDEX_COLUMN, None)
-        if not model.training:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if not self.model.training:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        self._add_sft_loss(loss.detach(), num_items_in_batch)
+        if self._pairs is not None and self.args.alignment_weight > 0:
+            loss = loss + self.args.alignment_weight * self._dpo_term(model, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
+
+    def _loss_is_scaled_for_ga(self, num_items_in_batch) -> bool:
+        """Whether `Trainer.training_step` leaves the returned loss undivided by the accumulation steps
+        (the same rule as `training_step`, read from the same public attributes)."""
+        if self.loss_is_scaled_for_ga is not None:
+            return self.loss_is_scaled_for_ga
+        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+            self.compute_loss_func is not None
+        )
+
+    def _accumulation_steps(self) -> int:
+        return max(getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps), 1)
+
+    def _add_sft_loss(self, loss, num_items_in_batch):
+        """`sft/loss`: the parent's loss term summed over the step's micro-batches in the units of the
+        logged `loss` (so `loss` = `sft/loss` + alignment_weight * `dpo/loss`), averaged over processes."""
+        if not self._loss_is_scaled_for_ga(num_items_in_batch):
+            loss = loss / self._accumulation_steps()
+        self._sft_step = loss if self._sft_step is None else self._sft_step + loss
+        if self.accelerator.sync_gradients:  # the step's last micro-batch, on every process
+            self._record("sft/loss", self.accelerator.reduce(self._sft_step.float(), "mean").item())
+            self._sft_step = None
+
+    def _micro_pairs(self) -> Pairs:
+        """This micro-batch's share of the step's pairs: every N-th, N = accumulation steps."""
+        n = self._accumulation_steps()
+        return self._pairs.select(list(range(self._micro % n, len(self._pairs), n)))
+
+    def _dpo_term(self, model, num_items_in_batch):
+        """The second forward, over this micro-batch's pairs only: sum of their DPO losses / all pairs of
+        the step, scaled so that the accumulated, process-averaged gradient is that of the mean over all
+        pairs. Every process calls it on every micro-batch of a step with pairs (a dummy row if its share
+        is empty), so sharded models (ZeRO-3, FSDP) see the same forwards on every process."""
         pairs = self._micro_pairs()
-        n_sft = inputs["input_ids"].shape[0]
-        ids, mask, labels = _stack_rows(inputs, pairs, self._tokenizer.pad_token_id)
+        p, dev = len(pairs), self.accelerator.device
+        rows, starts = pairs.chosen + pairs.rejected, pairs.chosen_start + pairs.rejected_start
+        if not p:
+            rows, starts = [[self._tokenizer.pad_token_id] * 2], [2]  # no label: contributes nothing
+        ids, mask, labels = (t.to(dev) for t in _right_pad(rows, starts, self._tokenizer.pad_token_id))
         out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, use_cache=False)
-        sft_loss = self._sft_loss(out, n_sft, num_items_in_batch)
-        loss = sft_loss
-        if pairs is not None and self.args.alignment_weight > 0:
-            loss = loss + self.args.alignment_weight * self._dpo_term(out, n_sft, pairs, num_items_in_batch)
-        self._sft_metrics(out, inputs, n_sft)
-        return (loss, out) if return_outputs else loss
-
-    def _sft_loss(self, out, n_sft, num_items_in_batch):
-        """TRL's NLL on the SFT rows: summed, divided by the tokens of the whole accumulated batch."""
-        logps = out.log_probs[:n_sft]  # (B_sft, T-1), zero on ignored positions
-        tokens = out.label_mask[:n_sft].sum() if num_items_in_batch is None else num_items_in_batch
-        loss = -logps.sum() / torch.as_tensor(tokens).clamp(min=1)
-        self._record("sft/loss", (-logps.sum() / out.label_mask[:n_sft].sum().clamp(min=1)).item())
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        return loss
-
-    def _dpo_term(self, out, n_sft, pairs: Pairs, num_items_in_batch):
-        """Sum of this micro-batch's pair losses / all pairs of the step, scaled so that the
-        accumulated, process-averaged gradient is that of the mean over all pairs."""
-        p = len(pairs)
-        seq = self._seq_logps(out.log_probs[n_sft:], out.label_mask[n_sft:])  # (2P,)
+        seq = sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type == "ipo")  # (2P,)
+        if not p:
+            self._record_dpo(seq.new_zeros(0), seq.new_zeros(0), seq.new_zeros(0))
+            return seq.sum() * 0.0  # keeps the graph connected
         losses, r_c, r_r = dpo_loss(
             seq[:p],
             seq[p:],
@@ -333,31 +367,42 @@ class EmergentAlignmentTrainer(SFTTrainer):
             self.args.beta,
             self.args.alignment_loss_type,
         )
+        self._record_dpo(losses.detach(), r_c, r_r)
         scale = self.accelerator.num_processes / pairs.total
-        if num_items_in_batch is None:  # then Trainer divides the loss by the accumulation steps
-            scale *= getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
-        if p:
-            self._record("dpo/loss", losses.mean().item())
-            self._record("rewards/chosen", r_c.mean().item())
-            self._record("rewards/rejected", r_r.mean().item())
-            self._record("rewards/margins", (r_c - r_r).mean().item())
-            self._record("rewards/accuracies", (r_c > r_r).float().mean().item())
+        if not self._loss_is_scaled_for_ga(num_items_in_batch):  # then Trainer divides by the accumulation steps
+            scale *= self._accumulation_steps()
         return losses.sum() * scale
 
-    def _sft_metrics(self, out, inputs, n_sft):
-        gather = self.accelerator.gather_for_metrics
-        num_valid = gather(out.label_mask[:n_sft].sum()).sum()
-        if out.entropy is not None:
-            entropy = gather(out.entropy[:n_sft].detach().sum()).sum()
-            self._metrics["train"]["entropy"].append((entropy / num_valid).item() if num_valid > 0 else 0.0)
-        if out.is_top1 is not None:
-            correct = gather(out.is_top1[:n_sft].sum()).sum()
-            self._metrics["train"]["mean_token_accuracy"].append((correct / num_valid).item() if num_valid > 0 else 0.0)
-        self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
-        self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+    def _record_dpo(self, losses, r_c, r_r):
+        """Means over this micro-batch's pairs on all processes (a collective: every process calls it)."""
+        sums = torch.stack(
+            [
+                losses.sum(),
+                r_c.sum(),
+                r_r.sum(),
+                (r_c - r_r).sum(),
+                (r_c > r_r).float().sum(),
+                torch.tensor(float(len(losses)), device=losses.device),
+            ]
+        ).float()
+        sums = self.accelerator.reduce(sums, "sum").tolist()
+        if sums[-1]:
+            names = ("dpo/loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+            for name, total in zip(names, sums):
+                self._record(name, total / sums[-1])
+
+    # -- metrics ----------------------------------------------------------------------------
 
     def _record(self, name, value):
-        self._metrics["train"][name].append(float(value))
+        self._alignment_metrics[name].append(float(value))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Merge our `group/name` metrics, averaged since the last log, into the training logs; the
+        parent adds TRL's own (entropy, mean_token_accuracy, num_tokens, aux_loss) and reports them."""
+        if self.model.training and self._alignment_metrics:
+            logs.update({k: sum(v) / len(v) for k, v in self._alignment_metrics.items()})
+            self._alignment_metrics.clear()
+        super().log(logs, start_time)
 
     # -- the conscience log -----------------------------------------------------------------
 
@@ -414,6 +459,49 @@ class EmergentAlignmentTrainer(SFTTrainer):
         os.replace(tmp, self._log_path)
 
 
+@contextmanager
+def _no_router_logits(*models):
+    """MoE models: no router logits in the conscience step. Cached decoding would compute the auxiliary
+    loss from the new tokens' router logits against the whole attention mask (a shape error), and the
+    conscience step trains nothing."""
+    configs = [m.config.get_text_config() for m in models if m is not None]
+    configs = [c for c in configs if getattr(c, "output_router_logits", False)]
+    for c in configs:
+        c.output_router_logits = False
+    try:
+        yield
+    finally:
+        for c in configs:
+            c.output_router_logits = True
+
+
+MODEL_INIT_KWARGS = ("dtype", "trust_remote_code")  # what the trainer's own loader (`models.load_model`) honours
+
+
+def _check_model_loading(model, args, kwargs):
+    """A model given by name is loaded by `models.load_model`, which honours only MODEL_INIT_KWARGS."""
+    if not isinstance(model, str):
+        return
+    extra = sorted(set(args.model_init_kwargs or {}) - set(MODEL_INIT_KWARGS))
+    if extra:
+        raise ValueError(
+            f"model_init_kwargs: {', '.join(extra)} not supported when the trainer loads the model by name "
+            f"(only {', '.join(MODEL_INIT_KWARGS)}); load the model yourself and pass it instead"
+        )
+    if kwargs.get("quantization_config") is not None:
+        raise ValueError("quantization_config: load the quantized model yourself and pass it instead of its name")
+
+
+def _check_parallelism(config):
+    """Tensor, context and sequence parallelism split a batch across processes in ways the pair forward
+    and the per-process probes do not follow (read from the accelerator: an accelerate YAML may set it)."""
+    if config is None:
+        return
+    for name in ("tp_size", "cp_size", "sp_size"):
+        if (getattr(config, name, 1) or 1) > 1:
+            raise ValueError(f"parallelism_config: {name} > 1 is not supported by EmergentAlignmentTrainer")
+
+
 def _complete_entry(line: str, resume_step: int) -> bool:
     try:
         return json.loads(line)["step"] < resume_step
@@ -432,21 +520,3 @@ def _right_pad(rows: list[list[int]], starts: list[int], pad_id: int):
         mask[i, : len(r)] = 1
         labels[i, s : len(r)] = torch.tensor(r[s:])
     return ids, mask, labels
-
-
-def _stack_rows(inputs, pairs: Pairs | None, pad_id: int):
-    """The SFT rows, then the chosen rows, then the rejected rows, right-padded to one width."""
-    ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
-    if not pairs:
-        return ids, mask, labels
-    p_ids, p_mask, p_labels = (
-        t.to(ids.device)
-        for t in _right_pad(pairs.chosen + pairs.rejected, pairs.chosen_start + pairs.rejected_start, pad_id)
-    )
-    width = max(ids.shape[1], p_ids.shape[1])
-    grow = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
-    return (
-        torch.cat([grow(ids, pad_id), grow(p_ids, pad_id)]),
-        torch.cat([grow(mask, 0), grow(p_mask, 0)]),
-        torch.cat([grow(labels, -100), grow(p_labels, -100)]),
-    )

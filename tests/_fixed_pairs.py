@@ -21,7 +21,7 @@ PAIRS = [  # (prompt, chosen, rejected)
 ]
 
 
-def gradients(model_dir, batch, accum, out_dir, weight=1.0):
+def gradients(model_dir, batch, accum, out_dir, weight=1.0, **config):
     from datasets import Dataset
 
     from emergent_alignment.config import EmergentAlignmentConfig
@@ -61,6 +61,8 @@ def gradients(model_dir, batch, accum, out_dir, weight=1.0):
         seed=0,
         max_length=256,
         dataloader_drop_last=False,
+        gradient_checkpointing=True,  # two forwards before one backward must hold under it (DDP included)
+        **config,
     )
     trainer = FixedPairs(
         model_dir,
@@ -77,8 +79,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--model"), ap.add_argument("--out"), ap.add_argument("--batch", type=int)
     ap.add_argument("--accum", type=int), ap.add_argument("--workdir")
+    ap.add_argument("--reentrant", action="store_true", help="reentrant gradient checkpointing")
     a = ap.parse_args()
-    grads, trainer = gradients(a.model, a.batch, a.accum, a.workdir)
+    extra = {"gradient_checkpointing_kwargs": {"use_reentrant": True}} if a.reentrant else {}
+    grads, trainer = gradients(a.model, a.batch, a.accum, a.workdir, **extra)
     if trainer.accelerator.is_main_process:
         torch.save(grads, a.out)
     trainer.accelerator.end_training()  # destroy the process group: without it a rank could abort at exit

@@ -1,11 +1,14 @@
 import pytest
+import torch
+from transformers import TrainingArguments
 
 from emergent_alignment.config import EmergentAlignmentConfig
 
 
-def test_defaults_construct_on_a_cpu_only_machine(tmp_path):
+def test_bf16_default_follows_the_hardware(tmp_path):
     cfg = EmergentAlignmentConfig(output_dir=str(tmp_path))
-    assert cfg.bf16 is False  # SFTConfig's bf16=True would fail without a GPU
+    # on only where a GPU supports it: SFTConfig's bf16=True would fail without one
+    assert cfg.bf16 is bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     assert cfg.alignment_weight == 1.0 and cfg.alignment_loss_type == "sigmoid"
 
 
@@ -41,3 +44,38 @@ def test_conscience_overrides_apply(tmp_path):
     )
     cc = cfg.conscience_config(ConscienceConfig(flag_threshold=0.3))
     assert (cc.question, cc.max_attempts, cc.flag_threshold) == ("Was that honest?", 4, 0.3)
+
+
+def test_checkpointing_defaults_to_non_reentrant(tmp_path):
+    cfg = EmergentAlignmentConfig(output_dir=str(tmp_path), gradient_checkpointing=True)
+    assert cfg.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    kept = EmergentAlignmentConfig(
+        output_dir=str(tmp_path), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+    )
+    assert kept.gradient_checkpointing_kwargs == {"use_reentrant": True}  # one process: it works
+
+
+def test_reentrant_checkpointing_with_several_processes_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(ValueError, match="gradient_checkpointing_kwargs: use_reentrant=True"):
+        EmergentAlignmentConfig(
+            output_dir=str(tmp_path), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+        )
+    EmergentAlignmentConfig(  # plain SFT through the trainer: no second forward
+        output_dir=str(tmp_path),
+        gradient_checkpointing=True,
+        gradient_checkpointing_kwargs={"use_reentrant": True},
+        alignment_weight=0.0,
+    )
+
+
+def test_neftune_only_without_the_alignment_term(tmp_path):
+    with pytest.raises(ValueError, match="neftune_noise_alpha"):
+        EmergentAlignmentConfig(output_dir=str(tmp_path), neftune_noise_alpha=5.0)
+    EmergentAlignmentConfig(output_dir=str(tmp_path), neftune_noise_alpha=5.0, alignment_weight=0.0)
+
+
+def test_chat_template_path_only_as_a_template_file(tmp_path):
+    with pytest.raises(ValueError, match="chat_template_path"):
+        EmergentAlignmentConfig(output_dir=str(tmp_path), chat_template_path="Qwen/Qwen3-0.6B")
+    EmergentAlignmentConfig(output_dir=str(tmp_path), chat_template_path=str(tmp_path / "template.jinja"))
