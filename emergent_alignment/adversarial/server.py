@@ -33,6 +33,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .guard import GuardedGenerator
 from .openai_api import ApiError, ChatService, stream_chunks
@@ -144,6 +145,8 @@ async def read_json(request: Request, max_body: int, timeout: float):
                     raise ApiError(413, f"request body of over {max_body} bytes is over the limit of {max_body}")
     except TimeoutError:
         raise ApiError(408, f"the request body did not arrive within {timeout:g}s") from None
+    except ClientDisconnect:  # nobody is left to read the answer; no traceback in the log
+        raise ApiError(400, "the client hung up before sending its whole body") from None
     if not raw.strip():
         raise ApiError(400, "missing request body: a JSON object is expected")
     try:

@@ -177,6 +177,14 @@ def test_a_stalled_client_gets_408(server):
     assert call(server, "GET", "/health")[0] == 200
 
 
+def test_a_client_that_hangs_up_mid_body(server, caplog):
+    with socket.create_connection(server.server_address[:2], timeout=10) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    time.sleep(0.5)
+    assert call(server, "GET", "/health")[0] == 200
+    assert "Exception" not in caplog.text and "Traceback" not in caplog.text
+
+
 def error(status, message, kind="invalid_request_error"):
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
