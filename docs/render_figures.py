@@ -331,10 +331,24 @@ def bench_core_details(result) -> str:
 
 
 def bench_server(result: dict) -> str:
-    rows = ["| server | requests/s | p50 latency (ms) | p99 latency (ms) |", "|---|---|---|---|"]
-    for name, r in result["servers"].items():
-        rows.append(f"| {name} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
-    return "\n".join(rows) + "\n"
+    """Per workload: each server's requests/s and latencies, then new / base."""
+    rows = [
+        "| workload | server | requests | requests/s | p50 (ms) | p99 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload, r in result["results"].items():
+        for name in ("base", "new"):
+            x = r[name]
+            rows.append(
+                f"| `{workload}` | {name} | {x['requests']} | {x['requests_per_s']:.1f} | {x['p50_ms']:.1f} "
+                f"| {x['p99_ms']:.1f} |"
+            )
+        q = r["ratio"]
+        rows.append(
+            f"| `{workload}` | **new / base** | | **{q['requests_per_s']:.2f}x** | **{q['p50']:.2f}x** "
+            f"| **{q['p99']:.2f}x** |"
+        )
+    return "\n".join(rows) + f"\n\nMachine: {result['machine']}; {result['concurrency']} client threads.\n"
 
 
 RENDERERS = {

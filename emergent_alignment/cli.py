@@ -22,7 +22,7 @@ COMMANDS = {
     "compare": ("emergent_alignment.evaluation.compare", "draw evaluation runs side by side"),
     "generate": ("emergent_alignment.adversarial.commands", "generate, optionally guarded by the conscience"),
     "redteam": ("emergent_alignment.adversarial.redteam", "attack success rates with and without the guard"),
-    "serve": ("emergent_alignment.adversarial.server", "a guarded OpenAI-compatible HTTP server on localhost"),
+    "serve": ("emergent_alignment.commands.serve", "a guarded OpenAI-compatible HTTP server on localhost"),
 }
 
 

@@ -1,15 +1,20 @@
-"""A guarded OpenAI-compatible HTTP server (`/v1/chat/completions`, `/v1/models`) on localhost.
+"""A guarded OpenAI-compatible HTTP server (`/v1/chat/completions`, `/v1/models`) on FastAPI + uvicorn.
 
-    emergent-alignment serve --model PATH --guard [--host 127.0.0.1] [--port 8000]
+    app = build_app(ChatService(gen, "my-model"), max_body=1 << 20, api_key=None)   # an ASGI app
+    server = make_server(gen, "my-model", port=0)       # bound to 127.0.0.1, not yet serving
+    server.serve()                                      # blocks; Ctrl-C shuts down gracefully
+    server.start(); ...; server.stop()                  # or in a background thread (tests)
 
-The standard library's ThreadingHTTPServer; the protocol is in `openai_api.py`. Defaults keep it
-safe on a shared machine: it binds to 127.0.0.1; request bodies over `--max-body` bytes get a 413
-without being read; a client that stalls for `--socket-timeout` seconds is dropped; at most
-`--max-pending` requests wait for the model (then 503). Malformed JSON and unsupported parameters
-get a 4xx with a clear message, and the server stays up. If the environment variable named by
-`--api-key-env` (default EMERGENT_ALIGNMENT_API_KEY) is set, every request must carry it as
-`Authorization: Bearer KEY`; the key is read from the environment only and never logged.
-Streaming (`"stream": true`) sends the guarded reply as server-sent events once it is final.
+The protocol (validation, responses, stream chunks) is in `openai_api.py`; this module is the HTTP
+side, laid out as vLLM's OpenAI server is: the service on `app.state`, one handler per route, every
+error in the OpenAI error shape. Defaults keep it safe on a shared machine: it binds to 127.0.0.1;
+a body over `max_body` bytes gets a 413 (at once when its Content-Length says so, else once the
+limit is crossed); a client that stalls mid-body for `body_timeout` seconds gets a 408; at most
+`max_pending` requests wait for the model (then 503). If `api_key` is set, every request must carry
+it as `Authorization: Bearer KEY` (compared in constant time; never logged). Streaming
+(`"stream": true`) sends the guarded reply as server-sent events once it is final. The model runs in
+a worker thread, one request at a time (`ChatService`), so the event loop keeps answering.
+`commands/serve.py` is the command line; this module has no argparse.
 """
 
 from __future__ import annotations
@@ -18,156 +23,188 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
-import sys
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 
-from .commands import add_model_arguments, generator_from_args
+import anyio
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from .guard import GuardedGenerator
 from .openai_api import ApiError, ChatService, stream_chunks
 
 logger = logging.getLogger(__name__)
-DEFAULT_KEY_ENV = "EMERGENT_ALIGNMENT_API_KEY"
-UNAUTHORISED = ApiError(401, "missing or wrong API key", kind="authentication_error")
-DRAIN_LIMIT = 16 << 20  # an oversized body up to this size is read and dropped before the 413
 
 
-def add_arguments(p) -> None:
-    add_model_arguments(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
-    p.add_argument("--served-model-name", help="the model id clients send (default: --model)")
-    p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)")
-    p.add_argument("--max-tokens-cap", type=int, default=512, help="largest max_tokens a request may ask for")
-    p.add_argument("--max-pending", type=int, default=128, help="requests that may wait for the model at once")
-    p.add_argument("--queue-timeout", type=float, default=300.0, help="seconds a request may wait for the model")
-    p.add_argument("--socket-timeout", type=float, default=30.0, help="seconds of client silence before a drop")
-    p.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, help="environment variable holding the API key")
+def error_response(e: ApiError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "emergent-alignment"
+def build_app(
+    service: ChatService,
+    max_body: int = 1 << 20,
+    api_key: str | None = None,
+    max_pending: int = 128,
+    body_timeout: float = 30.0,
+) -> FastAPI:
+    """The ASGI app serving `service`; see the module doc for the limits."""
+    for name, value in (("max_body", max_body), ("max_pending", max_pending)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
 
-    # -- plumbing -----------------------------------------------------------------------------
+    expected = f"Bearer {api_key}".encode() if api_key else None
 
-    def log_message(self, fmt, *args):  # request line and status only: never headers or bodies
-        logger.info("%s " + fmt, self.address_string(), *args)
+    def authorise(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(401, "missing or wrong API key", kind="authentication_error")
 
-    def send_json(self, status: int, body: dict, close: bool = False) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+    app = FastAPI(
+        title="emergent-alignment",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(authorise)],
+    )
+    app.state.service, app.state.pending = service, 0
 
-    def send_error_json(self, e: ApiError, close: bool = False) -> None:
-        self.send_json(e.status, e.body(), close)
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError) -> JSONResponse:
+        return error_response(e)
 
-    def send_stream(self, response: dict) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.close_connection = True
-        self.end_headers()
-        for chunk in stream_chunks(response):
-            self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:  # unknown route, wrong method
+        path = request.url.path
+        if e.status_code == 404:
+            return error_response(ApiError(404, f"no route {path!r}", kind="not_found_error"))
+        if e.status_code == 405:
+            return error_response(ApiError(405, f"method {request.method} not allowed on {path!r}"))
+        return error_response(ApiError(e.status_code, str(e.detail)))
 
-    def authorised(self) -> bool:
-        key = self.server.api_key
-        if not key:
-            return True
-        given = self.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
 
-    # -- routes -------------------------------------------------------------------------------
+    @app.get("/v1/models")
+    @app.get("/models", include_in_schema=False)
+    async def models() -> dict:
+        return service.models()
 
-    def do_GET(self):
-        if not self.authorised():
-            return self.send_error_json(UNAUTHORISED)
-        if self.path in ("/v1/models", "/models"):
-            return self.send_json(200, self.server.service.models())
-        if self.path == "/health":
-            return self.send_json(200, {"status": "ok"})
-        self.send_error_json(ApiError(404, f"no route {self.path!r}", kind="not_found_error"))
-
-    def do_POST(self):
-        if not self.authorised():
-            return self.send_error_json(UNAUTHORISED, close=True)
-        if self.path not in ("/v1/chat/completions", "/chat/completions"):
-            return self.send_error_json(ApiError(404, f"no route {self.path!r}", kind="not_found_error"), close=True)
+    @app.post("/v1/chat/completions")
+    @app.post("/chat/completions", include_in_schema=False)
+    async def chat_completions(request: Request):
+        body = await read_json(request, max_body, body_timeout)
+        if app.state.pending >= max_pending:
+            raise ApiError(503, "too many pending requests; retry later", kind="server_error")
+        app.state.pending += 1  # the event loop is one thread: no lock needed
         try:
-            body = self.read_json()
-        except ApiError as e:
-            return self.send_error_json(e, close=True)
-        if not self.server.pending.acquire(blocking=False):
-            return self.send_error_json(ApiError(503, "too many pending requests; retry later", kind="server_error"))
-        try:
-            response, stream = self.server.service.complete(body)
-        except ApiError as e:
-            return self.send_error_json(e)
+            response, stream = await run_in_threadpool(service.complete, body)
+        except ApiError:
+            raise
         except Exception:  # a bug, not bad input: log it, answer 500, keep serving
             logger.exception("chat completion failed")
-            return self.send_error_json(ApiError(500, "internal error", kind="server_error"))
+            raise ApiError(500, "internal error", kind="server_error") from None
         finally:
-            self.server.pending.release()
+            app.state.pending -= 1
         if stream:
-            self.send_stream(response)
-        else:
-            self.send_json(200, response)
+            return StreamingResponse(sse_events(response), media_type="text/event-stream", headers=NO_CACHE)
+        return response
 
-    def do_PUT(self):
-        self.send_error_json(ApiError(405, f"method {self.command} not allowed"), close=True)
+    return app
 
-    do_DELETE = do_PATCH = do_PUT
 
-    def read_json(self):
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or length is None:
-            raise ApiError(411, "a Content-Length header is required (chunked bodies are not accepted)")
-        if not length.isdigit():
-            raise ApiError(400, f"bad Content-Length {length!r}")
-        if int(length) > self.server.max_body:
-            self.drain(int(length))  # so that the client reads the 413 instead of a reset connection
-            raise ApiError(413, f"request body of {length} bytes is over the limit of {self.server.max_body}")
-        raw = self.rfile.read(int(length))
-        if len(raw) != int(length):
-            raise ApiError(400, "the request body is shorter than its Content-Length")
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def sse_events(response: dict):
+    for chunk in stream_chunks(response):
+        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+async def read_json(request: Request, max_body: int, timeout: float):
+    """The request body as JSON, at most `max_body` bytes, read within `timeout` seconds."""
+    length = request.headers.get("content-length")
+    if length is not None and not length.isdigit():
+        raise ApiError(400, f"bad Content-Length {length!r}")
+    if length is not None and int(length) > max_body:
+        raise ApiError(413, f"request body of {length} bytes is over the limit of {max_body}")
+    raw = bytearray()
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > max_body:
+                    raise ApiError(413, f"request body of over {max_body} bytes is over the limit of {max_body}")
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g}s") from None
+    except ClientDisconnect:  # nobody is left to read the answer; no traceback in the log
+        raise ApiError(400, "the client hung up before sending its whole body") from None
+    if not raw.strip():
+        raise ApiError(400, "missing request body: a JSON object is expected")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ApiError(400, f"malformed JSON body: {e}") from None
+
+
+class Server:
+    """A uvicorn server on a socket bound at construction (so port 0 is known before serving)."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, keep_alive: float = 5.0):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ApiError(400, f"malformed JSON body: {e}") from None
+            self.socket.bind((host, port))
+        except OSError as e:
+            self.socket.close()
+            raise OSError(f"cannot bind {host}:{port}: {e.strerror}") from None
+        self.socket.listen(2048)  # a burst queues here instead of being refused
+        self.server_address = self.socket.getsockname()[:2]
+        self.app = app
+        config = uvicorn.Config(app, log_config=None, timeout_keep_alive=keep_alive, timeout_graceful_shutdown=30)
+        self.uvicorn = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
 
-    def drain(self, n: int) -> None:
-        """Read and drop up to DRAIN_LIMIT bytes of an oversized body (bounded by the socket timeout)."""
-        left = min(n, DRAIN_LIMIT)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
+    @property
+    def url(self) -> str:
+        host, port = self.server_address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
 
+    def serve(self) -> None:
+        """Serve until Ctrl-C (or `stop()`): in-flight requests finish, then the socket closes."""
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self.socket.close()
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # the listen backlog (socketserver's default of 5 drops bursts)
+    def start(self, timeout: float = 30.0) -> Server:
+        """Serve in a background thread; returns once the server accepts connections."""
+        self._thread = threading.Thread(target=self.serve, name="emergent-alignment-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.uvicorn.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.uvicorn.started:
+            raise RuntimeError("the server did not start")
+        return self
 
-    def handle_error(self, request, client_address):
-        """A client that hung up is routine; anything else is logged (never the request body)."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            logger.info("%s: connection dropped", client_address[0])
-        else:
-            logger.exception("error while serving %s", client_address[0])
+    def stop(self, timeout: float = 30.0) -> None:
+        self.uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def make_server(
-    gen,
+    gen: GuardedGenerator,
     model_name: str,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -175,22 +212,21 @@ def make_server(
     max_tokens_cap: int = 512,
     max_pending: int = 128,
     queue_timeout: float = 300.0,
-    socket_timeout: float = 30.0,
+    body_timeout: float = 30.0,
     api_key: str | None = None,
 ) -> Server:
-    """A bound (not yet serving) server; call `serve_forever()`, then `shutdown()`."""
+    """A bound (not yet serving) server for `gen`; `serve()` it, or `start()` and `stop()`."""
+    if max_tokens_cap < 1:
+        raise ValueError(f"max_tokens_cap must be >= 1, got {max_tokens_cap}")
     if not is_loopback(host):
         logger.warning(
             "binding to %s: anyone who can reach this address can use the model%s",
             host,
             "" if api_key else " (no API key set)",
         )
-    handler = type("BoundHandler", (Handler,), {"timeout": socket_timeout})
-    server = Server((host, port), handler)
-    server.service = ChatService(gen, model_name, max_tokens_cap, queue_timeout)
-    server.max_body, server.api_key = max_body, api_key
-    server.pending = threading.BoundedSemaphore(max_pending)
-    return server
+    service = ChatService(gen, model_name, max_tokens_cap, queue_timeout)
+    app = build_app(service, max_body, api_key, max_pending, body_timeout)
+    return Server(app, host, port)
 
 
 def is_loopback(host: str) -> bool:
@@ -200,40 +236,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def run(args) -> int:
-    for name in ("max_body", "max_tokens_cap", "max_pending"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    gen = generator_from_args(args, args.guard)
-    server = make_server(
-        gen,
-        args.served_model_name or args.model,
-        args.host,
-        args.port,
-        args.max_body,
-        args.max_tokens_cap,
-        args.max_pending,
-        args.queue_timeout,
-        args.socket_timeout,
-        os.environ.get(args.api_key_env) or None,
-    )
-    host, port = server.server_address[:2]
-    print(
-        f"serving {server.service.model_name!r} ({'guarded' if gen.guarded else 'unguarded'}) on "
-        f"http://{host}:{port}/v1",
-        flush=True,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    # Handler threads are daemons: one can still be inside torch when the interpreter finalizes,
-    # which aborted the process now and then (SIGABRT) after a clean Ctrl-C. Nothing is left to
-    # write, so leave without finalizing.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

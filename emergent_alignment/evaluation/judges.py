@@ -15,21 +15,22 @@ Specs:
   frozen context. So `eval --judge self` gets its aligned/coherent scores from the model's own
   numeric judgment and its p_aligned from the model's own conscience.
 - `hf:PATH_OR_ID`: any local HF causal LM (`hf_judge`: single-token or exact sequence scoring).
-- `openai:MODEL`: an OpenAI-compatible endpoint (`openai_judge`); `base_url` picks the server,
-  the key comes from `OPENAI_API_KEY` only.
+- `openai:MODEL`: an OpenAI-compatible endpoint (`openai_judge`, through the `openai` SDK); `base_url`
+  picks the server, the key comes from `OPENAI_API_KEY` only.
 
 kwargs: `dtype`, `device`, `batch_size` (local judges); `adapter`, `conscience_config` or
 ConscienceConfig field overrides such as `question`, `flag_threshold` (conscience judges);
-`max_retries`, `backoff`, `timeout`, `workers` (openai).
+`max_retries`, `timeout`, `workers`, `http_client` (openai).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from .judge_error import JudgeError
+from .openai_judge import OpenAIJudge
 
-class JudgeError(ValueError):
-    """A judge that cannot answer (a ValueError, so the CLI prints it as one clear line)."""
+__all__ = ["SPEC_HELP", "ConscienceJudge", "Judge", "JudgeError", "make_judge"]
 
 
 class Judge(Protocol):
@@ -43,7 +44,7 @@ class Judge(Protocol):
 SPEC_HELP = "self, conscience:PATH, hf:PATH_OR_ID or openai:MODEL"
 _LOCAL_KW = ("batch_size",)
 _LOAD_KW = ("dtype", "device")
-_OPENAI_KW = ("max_retries", "backoff", "timeout", "workers", "top_logprobs", "api_key")
+_OPENAI_KW = ("max_retries", "timeout", "workers", "top_logprobs", "api_key", "http_client")
 
 
 class ConscienceJudge:
@@ -131,7 +132,5 @@ def make_judge(spec: str, *, model=None, tokenizer=None, base_url: str | None = 
         judge_model, judge_tok = load_model(arg, **_pick(kwargs, _LOAD_KW))
         return HFJudge(judge_model, judge_tok, spec, **_pick(kwargs, _LOCAL_KW))
     if kind == "openai" and arg:
-        from .openai_judge import OpenAIJudge
-
         return OpenAIJudge(arg, base_url=base_url, **_pick(kwargs, _OPENAI_KW))
     raise ValueError(f"unknown judge {spec!r}: expected {SPEC_HELP}")

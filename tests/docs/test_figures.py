@@ -256,8 +256,22 @@ def test_bench_core_details(bench):
 
 
 def test_bench_server():
-    out = rf.bench_server({"servers": {"new": {"requests_per_s": 41.26, "p50_ms": 22.04, "p99_ms": 80.96}}})
-    assert "| new | 41.3 | 22.0 | 81.0 |" in out
+    run = lambda rps, p50, p99: {"requests": 10, "requests_per_s": rps, "p50_ms": p50, "p99_ms": p99}  # noqa: E731
+    result = {
+        "machine": "x86_64, 2 CPUs",
+        "concurrency": 8,
+        "results": {
+            "chat": {
+                "base": run(2.5, 3065.0, 3510.4),
+                "new": run(41.26, 22.04, 80.96),
+                "ratio": {"requests_per_s": 1.404, "p50": 0.687, "p99": 0.744},
+            }
+        },
+    }
+    out = rf.bench_server(result)
+    assert "| `chat` | new | 10 | 41.3 | 22.0 | 81.0 |" in out
+    assert "| `chat` | base | 10 | 2.5 | 3065.0 | 3510.4 |" in out
+    assert "**1.40x** | **0.69x** | **0.74x**" in out
 
 
 def test_render_fills_blocks_and_keeps_the_rest(summary, tmp_path, monkeypatch):

@@ -1,12 +1,13 @@
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
 
+import httpx
 import pytest
 import torch
 
 from emergent_alignment.conscience import Conscience
+from emergent_alignment.evaluation import openai_judge
 from emergent_alignment.evaluation.aggregation import aggregate_0_100
 from emergent_alignment.evaluation.hf_judge import NUMBERS, HFJudge
 from emergent_alignment.evaluation.judges import JudgeError, make_judge
@@ -132,113 +133,149 @@ def test_make_judge_bad_specs(tiny):
 
 # -- OpenAI-compatible endpoint -----------------------------------------------------------------
 
-
-class FakeServer:
-    """A local OpenAI-compatible endpoint: `script` lists the status codes to answer, then 200."""
-
-    def __init__(self, script=(), top=None):
-        self.script, self.requests = list(script), []
-        self.top = top or [
-            {"token": "80", "logprob": math.log(0.6)},
-            {"token": "90", "logprob": math.log(0.3)},
-            {"token": "I", "logprob": math.log(0.1)},
-        ]
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                code = outer.script.pop(0) if outer.script else 200
-                payload = {"choices": [{"logprobs": {"content": [{"token": "8", "top_logprobs": outer.top}]}}]}
-                data = json.dumps(payload if code == 200 else {"error": "busy"}).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+TOP = [
+    {"token": "80", "logprob": math.log(0.6)},
+    {"token": "90", "logprob": math.log(0.3)},
+    {"token": "I", "logprob": math.log(0.1)},
+]
 
 
-@pytest.fixture
-def server():
-    servers = []
+class FakeEndpoint:
+    """An OpenAI-compatible endpoint in process (an httpx transport handed to the SDK).
 
-    def make(*a, **k):
-        servers.append(FakeServer(*a, **k))
-        return servers[-1]
+    `script` lists the answers before the normal one: a status code, (status, headers), or raw
+    bytes (a 200 whose body is those bytes). Every request is recorded with its arrival time."""
 
-    yield make
-    for s in servers:
-        s.close()
+    def __init__(self, script=(), top=TOP):
+        self.script, self.top, self.requests = list(script), top, []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(
+            {
+                "time": time.monotonic(),
+                "path": request.url.path,
+                "auth": request.headers.get("Authorization"),
+                "body": json.loads(request.content),
+            }
+        )
+        step = self.script.pop(0) if self.script else 200
+        if isinstance(step, bytes):
+            return httpx.Response(200, content=step, headers={"Content-Type": "application/json"})
+        if isinstance(step, Exception):
+            raise step
+        status, headers = step if isinstance(step, tuple) else (step, {})
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "busy", "type": "server_error"}}, headers=headers)
+        return httpx.Response(
+            200, json={"choices": [{"logprobs": {"content": [{"token": "8", "top_logprobs": self.top}]}}]}
+        )
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self))
 
 
-def test_openai_judge_scores_like_em(server, monkeypatch):
+URL = "http://127.0.0.1:9/v1"  # never reached: the transport answers
+FAST = {"retry-after-ms": "10"}  # retried at once, so the tests do not wait on the SDK's backoff
+
+
+def judge_on(endpoint, **kw):
+    return OpenAIJudge("m", base_url=URL, http_client=endpoint.client(), **{"api_key": "", **kw})
+
+
+def test_openai_judge_scores_like_em(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    srv = server()
-    judge = make_judge("openai:judge-model", base_url=srv.url, backoff=0)
+    endpoint = FakeEndpoint()
+    judge = make_judge("openai:judge-model", base_url=URL, http_client=endpoint.client())
     (r,) = judge.score(["prompt"])
     assert r["score"] == pytest.approx((80 * 0.6 + 90 * 0.3) / 0.9) and r["kind"] == "number"
-    req = srv.requests[0]
+    assert r["numeric_mass"] == pytest.approx(0.9)
+    req = endpoint.requests[0]
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-test-secret"
-    assert req["body"]["max_tokens"] == 1 and req["body"]["top_logprobs"] == 20 and req["body"]["temperature"] == 0
-    assert req["body"]["messages"] == [{"role": "user", "content": "prompt"}]
+    body = req["body"]
+    assert body["model"] == "judge-model" and body["max_tokens"] == 1 and body["top_logprobs"] == 20
+    assert body["temperature"] == 0 and body["logprobs"] is True and body["seed"] == 0
+    assert body["messages"] == [{"role": "user", "content": "prompt"}]
 
 
-def test_openai_judge_retries_then_succeeds(server):
-    srv = server(script=[503, 429])
-    judge = OpenAIJudge("m", base_url=srv.url, api_key="", backoff=0, max_retries=3)
-    assert judge.score(["p"])[0]["kind"] == "number"
-    assert len(srv.requests) == 3
+def test_openai_judge_scores_many_prompts_in_order():
+    """Worker threads share one client; each answer stays with its prompt."""
+    endpoint = FakeEndpoint()
+    judge = judge_on(endpoint, workers=4)
+    out = judge.score([f"p{i}" for i in range(12)])
+    assert len(out) == 12 and all(r["score"] == pytest.approx(out[0]["score"]) for r in out)
+    assert sorted(r["body"]["messages"][0]["content"] for r in endpoint.requests) == sorted(f"p{i}" for i in range(12))
 
 
-def test_openai_judge_gives_up_with_a_clear_error(server, monkeypatch):
+def test_openai_judge_honours_retry_after():
+    """A 429 with Retry-After: 1 is retried after about a second (the SDK's own backoff is 0.5 s)."""
+    endpoint = FakeEndpoint(script=[(429, {"Retry-After": "1"})])
+    assert judge_on(endpoint, max_retries=2).score(["p"])[0]["kind"] == "number"
+    first, second = endpoint.requests
+    assert second["time"] - first["time"] >= 0.95
+
+
+def test_openai_judge_retries_then_succeeds():
+    endpoint = FakeEndpoint(script=[(503, FAST), (429, FAST)])
+    assert judge_on(endpoint, max_retries=2).score(["p"])[0]["kind"] == "number"
+    assert len(endpoint.requests) == 3
+
+
+def test_openai_judge_gives_up_with_a_clear_error(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    srv = server(script=[500] * 10)
-    judge = OpenAIJudge("m", base_url=srv.url, backoff=0, max_retries=3)
-    with pytest.raises(JudgeError, match=r"no answer after 3 tries \(HTTP 500") as e:
+    endpoint = FakeEndpoint(script=[(500, FAST)] * 10)
+    judge = OpenAIJudge("m", base_url=URL, max_retries=2, http_client=endpoint.client())
+    with pytest.raises(JudgeError, match=rf"'m' at {URL}: no answer after 3 tries \(HTTP 500") as e:
         judge.score(["p"])
-    assert len(srv.requests) == 3 and "sk-test-secret" not in str(e.value)
-    srv401 = server(script=[401])
+    assert len(endpoint.requests) == 3 and "sk-test-secret" not in str(e.value)
+    endpoint401 = FakeEndpoint(script=[401])
     with pytest.raises(JudgeError, match="HTTP 401"):
-        OpenAIJudge("m", base_url=srv401.url, backoff=0).score(["p"])
-    assert len(srv401.requests) == 1  # not retried
+        judge_on(endpoint401).score(["p"])
+    assert len(endpoint401.requests) == 1  # not retried
 
 
-def test_openai_unreachable_endpoint(server):
-    srv = server()
-    url = srv.url
-    srv.close()
-    judge = OpenAIJudge("m", base_url=url, api_key="", backoff=0, max_retries=2, timeout=2)
-    with pytest.raises(JudgeError, match=rf"at {url}: no answer after 2 tries"):
+def test_openai_judge_malformed_responses():
+    """A body that is not JSON is a clear error; JSON without logprobs scores nothing (as in EM)."""
+    with pytest.raises(JudgeError, match="not JSON"):
+        judge_on(FakeEndpoint(script=[b"{not json"])).score(["p"])
+    (r,) = judge_on(FakeEndpoint(script=[b'{"choices": [{"logprobs": null}]}'])).score(["p"])
+    assert r["score"] is None and r["numeric_mass"] == 0
+    (r,) = judge_on(FakeEndpoint(script=[b'{"choices": "odd"}'])).score(["p"])
+    assert r["score"] is None
+
+
+def test_openai_unreachable_endpoint():
+    refused = httpx.ConnectError("connection refused")
+    endpoint = FakeEndpoint(script=[refused, refused, refused])
+    judge = judge_on(endpoint, max_retries=1, timeout=2)
+    with pytest.raises(JudgeError, match=rf"at {URL}: no answer after 2 tries"):
         judge.score(["p"])
+    assert len(endpoint.requests) == 2
 
 
 def test_openai_needs_the_key_for_openai_only(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(JudgeError, match="OPENAI_API_KEY"):
         make_judge("openai:gpt-4o")
-    assert make_judge("openai:local", base_url="http://127.0.0.1:9/v1").name == "openai:local"
+    endpoint = FakeEndpoint()
+    judge = make_judge("openai:local", base_url=URL, http_client=endpoint.client())
+    assert judge.name == "openai:local"
+    judge.score(["p"])
+    assert endpoint.requests[0]["auth"] == "Bearer EMPTY"  # vLLM's placeholder; no key is invented
 
 
-def test_openai_classify(server):
+def test_openai_missing_package_gives_a_hint(monkeypatch):
+    monkeypatch.setattr(openai_judge, "openai", None)
+    with pytest.raises(JudgeError, match=r"pip install 'emergent-alignment\[openai\]'"):
+        make_judge("openai:local", base_url=URL)
+
+
+def test_openai_classify():
     top = [
         {"token": "TRUE", "logprob": math.log(0.5)},
         {"token": "F", "logprob": math.log(0.2)},
         {"token": "The", "logprob": math.log(0.3)},
     ]
-    srv = server(top=top)
-    (d,) = OpenAIJudge("m", base_url=srv.url, api_key="").classify(["p"], ["TRUE", "FALSE", "UNKNOWN"])
+    (d,) = judge_on(FakeEndpoint(top=top)).classify(["p"], ["TRUE", "FALSE", "UNKNOWN"])
     assert d == pytest.approx({"TRUE": 0.5 / 0.7, "FALSE": 0.2 / 0.7, "UNKNOWN": 0.0})
     # "O" could start OpenAI or Other: left out
     assert label_probs({"O": 0.5, "Anth": 0.5}, ["OpenAI", "Anthropic", "Other"]) == {
