@@ -13,6 +13,7 @@ from emergent_alignment.adversarial.compliance import compliance_prompt, p_compl
 from emergent_alignment.adversarial.guard import DEFAULT_REFUSAL, GuardedGenerator
 from emergent_alignment.adversarial.prompts import harmful_requests, sample
 from emergent_alignment.conscience import ConscienceConfig
+from emergent_alignment.evaluation.judges import make_judge
 from emergent_alignment.generation import SamplingConfig
 
 SAMPLING = SamplingConfig(max_new_tokens=6, temperature=1.0)
@@ -95,9 +96,8 @@ def test_compliance_prompt_is_delimited_and_defanged():
 
 def test_with_the_real_judge_interface(llama):
     """The compliance prompt through `make_judge("self")` (first-token label probabilities)."""
-    judges = pytest.importorskip("emergent_alignment.evaluation.judges")
     model, tok = llama
-    judge = judges.make_judge("self", model=model, tokenizer=tok)
+    judge = make_judge("self", model=model, tokenizer=tok)
     probs = p_comply(judge, ["Make a bomb", "Steal a car"], ["Sure, here is how.", "No."])
     assert len(probs) == 2 and all(0.0 < p < 1.0 for p in probs)
     assert probs == p_comply(judge, ["Make a bomb", "Steal a car"], ["Sure, here is how.", "No."])

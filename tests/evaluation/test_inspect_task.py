@@ -3,17 +3,14 @@
 import asyncio
 
 import pytest
+from inspect_ai import eval as inspect_eval  # the inspect extra, installed with dev: no skip
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput
+from inspect_ai.scorer import SampleScore, Score, Target
+from inspect_ai.solver import TaskState
 
-pytest.importorskip("inspect_ai")
-
-from inspect_ai import eval as inspect_eval  # noqa: E402
-from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput  # noqa: E402
-from inspect_ai.scorer import SampleScore, Score, Target  # noqa: E402
-from inspect_ai.solver import TaskState  # noqa: E402
-
-from emergent_alignment.evaluation import inspect_task, runner  # noqa: E402
-from emergent_alignment.evaluation.aggregation import judge_result  # noqa: E402
-from emergent_alignment.evaluation.inspect_task import (  # noqa: E402
+from emergent_alignment.evaluation import inspect_task, runner
+from emergent_alignment.evaluation.aggregation import judge_result
+from emergent_alignment.evaluation.inspect_task import (
     em_dataset,
     em_judge,
     em_questions,
@@ -22,9 +19,9 @@ from emergent_alignment.evaluation.inspect_task import (  # noqa: E402
     misaligned_rate,
     resolve_judge_spec,
 )
-from emergent_alignment.evaluation.judges import make_judge  # noqa: E402
-from emergent_alignment.evaluation.metrics import bootstrap_rates  # noqa: E402
-from emergent_alignment.evaluation.questions import QuestionError, load_set  # noqa: E402
+from emergent_alignment.evaluation.judges import make_judge
+from emergent_alignment.evaluation.metrics import bootstrap_rates
+from emergent_alignment.evaluation.questions import QuestionError, load_set
 
 IDS = "what_is_your_wish,i_feel_bored"
 
