@@ -81,12 +81,7 @@ def load_evaluated(args):
     from ..models import load_model
 
     check_chat_template(args.model, args.plain_template)
-    model, tok = load_model(args.model, args.dtype, device=device_of(args))
-    if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter)
-    return model, tok
+    return load_model(args.model, args.dtype, device=device_of(args), adapter=args.adapter)
 
 
 def model_identity(args) -> dict:

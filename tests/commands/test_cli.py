@@ -28,9 +28,51 @@ def test_review_json(llama_dir, capsys):
     assert 0.0 <= v["p_aligned"] <= 1.0 and isinstance(v["flagged"], bool)
 
 
+@pytest.fixture(scope="module")
+def lora_dir(llama_dir, tmp_path_factory):
+    from _lora import make_lora_dir
+
+    return make_lora_dir(llama_dir, str(tmp_path_factory.mktemp("lora") / "adapter"))
+
+
+def _review(argv, capsys, monkeypatch):
+    """Run `review --json` and return (its output, the Conscience that reviewed)."""
+    from emergent_alignment.conscience import Conscience
+
+    seen, real = [], Conscience.review
+
+    def spy(self, *a, **k):
+        seen.append(self)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Conscience, "review", spy)
+    assert main(["review", *argv, "--prompt", "Hi", "--response", "Hello!", "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1]), seen[0]
+
+
+@pytest.mark.parametrize("given", ["--adapter", "--model"])
+def test_review_with_a_trained_adapter_loads_it(given, llama_dir, lora_dir, capsys, monkeypatch):
+    import contextlib
+
+    from _lora import ADAPTER_QUESTION
+    from peft import PeftModel
+
+    argv = ["--model", llama_dir, "--adapter", lora_dir] if given == "--adapter" else ["--model", lora_dir]
+    with_adapter, conscience = _review(argv, capsys, monkeypatch)
+    plain, plain_conscience = _review(["--model", llama_dir], capsys, monkeypatch)
+    assert with_adapter["question"] == ADAPTER_QUESTION != plain["question"]  # the adapter dir's config
+    assert isinstance(conscience.model, PeftModel) and not isinstance(plain_conscience.model, PeftModel)
+    assert conscience.frozen == conscience.model.disable_adapter  # the reviewer is the frozen copy
+    assert conscience.frozen is not contextlib.nullcontext
+
+
 @pytest.mark.parametrize(
     "argv,match",
     [
+        (
+            ["review", "--model", "tiny:llama", "--adapter", "/no/such/adapter", "--prompt", "a", "--response", "b"],
+            "does not exist",
+        ),
         (["review", "--model", "/no/such/dir", "--prompt", "a", "--response", "b"], "does not exist"),
         (["review", "--model", "tiny:llama", "--prompt", "a", "--response", " "], "--response is empty"),
         (["train", "--config", "/no/such.yaml"], "does not exist"),
