@@ -23,7 +23,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .commands import add_model_arguments, generator_from_args
+from ..commands.common import add_model_arguments, generator_from_args
 from .openai_api import ApiError, ChatService, stream_chunks
 
 logger = logging.getLogger(__name__)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from dataclasses import asdict
 
 from . import runner
 from .cache import JsonlCache, fingerprint, write_json, write_jsonl
 from .judges import JudgeError, make_judge
 from .metrics import Thresholds
+from .options import EvalOptions
 from .questions import load_set, select, with_code_context
 
 logger = logging.getLogger(__name__)
@@ -141,8 +143,6 @@ def build_judge(args, model, tok, identity: dict):
 
 def build_conscience(args, judge, model, tok, identity: dict):
     """The conscience that gives p_aligned: the judge itself if it is one, else --conscience."""
-    from dataclasses import asdict
-
     if hasattr(judge, "review"):
         c = judge
     elif args.conscience == "none":
@@ -234,7 +234,7 @@ def code_security(args, code_jobs, answers) -> tuple[list[dict], dict]:
 # -- the run ----------------------------------------------------------------------------------
 
 
-def evaluate(args) -> dict:
+def evaluate(args: EvalOptions) -> dict:
     from .report import write_html, write_plots
     from .summary import conscience_metrics, em_metrics, labels_summary, question_record
 
@@ -242,7 +242,7 @@ def evaluate(args) -> dict:
     questions = load_questions(args)
     tasks = code_tasks(args)
     os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "args.json"), {k: v for k, v in vars(args).items() if not k.startswith("_")})
+    write_json(os.path.join(args.out, "args.json"), asdict(args))
     caches = {n: JsonlCache(os.path.join(args.out, "cache", f"{n}.jsonl")) for n in ("samples", "judgments", "reviews")}
 
     identity = model_identity(args)
