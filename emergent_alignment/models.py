@@ -140,14 +140,22 @@ def load_conscience(
     disabled (`frozen=model.disable_adapter`), as in training. `conscience_config.json` is read from
     the adapter dir (where `train` writes it), else from the base checkpoint; then `overrides`.
     """
-    from .conscience import CONFIG_NAME, Conscience, ConscienceConfig
+    from .conscience import Conscience, ConscienceConfig
 
     base, adapter = split_adapter(name, adapter)
     model, tok = load_model(base, dtype, trust_remote_code, device, adapter=adapter)
+    config = ConscienceConfig.from_pretrained(conscience_config_dir(base, adapter), **overrides)
+    return Conscience(model, tok, config, frozen=model.disable_adapter if adapter else None)
+
+
+def conscience_config_dir(name: str, adapter: str | None = None) -> str | None:
+    """Where a model's `conscience_config.json` is: the adapter dir (where `train` writes it), else the
+    base checkpoint dir; None when neither has one (a hub id, or no file)."""
+    from .conscience import CONFIG_NAME
+
+    base, adapter = split_adapter(name, adapter)
     candidates = [adapter] if adapter else []
     local = _resolve_base(base, adapter)
     if os.path.isdir(local):
         candidates.append(local)
-    config_dir = next((d for d in candidates if os.path.isfile(os.path.join(d, CONFIG_NAME))), None)
-    config = ConscienceConfig.from_pretrained(config_dir, **overrides)
-    return Conscience(model, tok, config, frozen=model.disable_adapter if adapter else None)
+    return next((d for d in candidates if os.path.isfile(os.path.join(d, CONFIG_NAME))), None)

@@ -86,3 +86,20 @@ def test_adapter_errors_are_clear(tmp_path, lora_dir):
     (orphan / "adapter_config.json").write_text(json.dumps({**cfg, "base_model_name_or_path": "/no/such/base"}))
     with pytest.raises(FileNotFoundError, match="its base model cannot be found"):
         load_conscience(str(orphan))
+
+
+def test_the_conscience_config_is_the_adapters_else_the_bases(tmp_path, llama_dir, lora_dir):
+    import shutil
+
+    from emergent_alignment.conscience import ConscienceConfig
+    from emergent_alignment.models import conscience_config_dir
+
+    assert conscience_config_dir(lora_dir) == conscience_config_dir(llama_dir, adapter=lora_dir) == lora_dir
+    bare = tmp_path / "bare"
+    shutil.copytree(lora_dir, bare, ignore=shutil.ignore_patterns("conscience_config.json"))
+    assert conscience_config_dir(str(bare)) is None  # the tiny base has none: the defaults apply
+    base = tmp_path / "base"
+    shutil.copytree(llama_dir, base)
+    ConscienceConfig(question="The base's question?").save(str(base))
+    assert conscience_config_dir(str(base), adapter=str(bare)) == str(base)
+    assert conscience_config_dir(str(base), adapter=lora_dir) == lora_dir

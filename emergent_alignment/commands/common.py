@@ -9,7 +9,9 @@ def add_model_arguments(p, guard_flag: bool = True, model_required: bool = True)
         required=model_required,
         help="checkpoint dir, hub id, tiny spec (tiny:llama) or trained PEFT adapter dir",
     )
-    p.add_argument("--adapter", help="a PEFT adapter dir; the conscience is the base model (adapter off)")
+    p.add_argument(
+        "--adapter", help="a PEFT adapter dir on top of --model; the conscience is the base model (adapter off)"
+    )
     p.add_argument("--dtype", help="torch dtype to load in (e.g. bfloat16; default: the checkpoint's)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cpu)")
     if guard_flag:

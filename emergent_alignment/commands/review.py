@@ -9,7 +9,9 @@ def add_arguments(p):
     p.add_argument(
         "--model", required=True, help="checkpoint dir, hub id, tiny spec (tiny:llama) or trained PEFT adapter dir"
     )
-    p.add_argument("--adapter", help="a PEFT adapter dir; the conscience is the base model (adapter off)")
+    p.add_argument(
+        "--adapter", help="a PEFT adapter dir on top of --model; the conscience is the base model (adapter off)"
+    )
     p.add_argument("--prompt", required=True, help="the user's message")
     p.add_argument("--response", required=True, help="the response to review (may hold a <think> block)")
     p.add_argument("--reasoning", help="a reasoning trace given separately")

@@ -119,7 +119,7 @@ def make_sampler(args, model, tok):
 
 
 def build_judge(args, model, tok, identity: dict):
-    from ..models import resolve_model_path
+    from ..models import conscience_config_dir, resolve_model_path
 
     spec = args.judge
     kwargs = dict(
@@ -127,7 +127,7 @@ def build_judge(args, model, tok, identity: dict):
     )
     if spec == "self":
         judge = make_judge(
-            "self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)), **kwargs
+            "self", model=model, tokenizer=tok, model_dir=conscience_config_dir(args.model, args.adapter), **kwargs
         )
         return judge, {
             "spec": spec,
@@ -148,9 +148,9 @@ def build_conscience(args, judge, model, tok, identity: dict):
     elif args.conscience == "none":
         return None, None
     elif args.conscience == "self":
-        from ..models import resolve_model_path
+        from ..models import conscience_config_dir
 
-        c = make_judge("self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)))
+        c = make_judge("self", model=model, tokenizer=tok, model_dir=conscience_config_dir(args.model, args.adapter))
     elif args.conscience.startswith("conscience:"):
         c = make_judge(args.conscience, dtype=args.dtype, device=device_of(args))
     else:
