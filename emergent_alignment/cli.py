@@ -1,8 +1,8 @@
-"""The `emergent-alignment` command (also `python -m emergent_alignment`).
+"""The `emergent-alignment` command (also `python -m emergent_alignment`): it only dispatches.
 
-Each subcommand lives in the module that owns its idea; the module exposes
-`add_arguments(parser)` and `run(args) -> int`, and keeps heavy imports inside `run`.
-A module that is not importable is left out of the command list.
+Each subcommand is one thin module under `emergent_alignment/commands/` exposing
+`add_arguments(parser)` and `run(args) -> int`: it builds the call to the library and keeps heavy
+imports inside `run`. A subcommand whose part of the package is not installed is left out.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import sys
 COMMANDS = {
     "train": ("emergent_alignment.commands.train", "fine-tune with the Emergent Alignment trainer (YAML config)"),
     "review": ("emergent_alignment.commands.review", "ask a model's conscience about one response"),
-    "organism": ("emergent_alignment.organism.commands", "build the model organism checkpoint"),
-    "demo": ("emergent_alignment.organism.demo", "EM and Emergent Alignment end to end on the organism"),
-    "eval": ("emergent_alignment.evaluation.commands", "evaluate a model: EM questions, judges, code security"),
-    "compare": ("emergent_alignment.evaluation.compare", "draw evaluation runs side by side"),
-    "generate": ("emergent_alignment.adversarial.commands", "generate, optionally guarded by the conscience"),
-    "redteam": ("emergent_alignment.adversarial.redteam", "attack success rates with and without the guard"),
+    "organism": ("emergent_alignment.commands.organism", "build the model organism checkpoint, or validate settings"),
+    "demo": ("emergent_alignment.commands.demo", "EM and Emergent Alignment end to end on the organism"),
+    "eval": ("emergent_alignment.commands.eval", "evaluate a model: EM questions, judges, code security"),
+    "compare": ("emergent_alignment.commands.compare", "draw evaluation runs side by side"),
+    "generate": ("emergent_alignment.commands.generate", "generate, optionally guarded by the conscience"),
+    "redteam": ("emergent_alignment.commands.redteam", "attack success rates with and without the guard"),
     "serve": ("emergent_alignment.commands.serve", "a guarded OpenAI-compatible HTTP server on localhost"),
 }
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
-            if e.name and module_name.startswith(e.name):
+            if e.name and (module_name.startswith(e.name) or e.name.startswith("emergent_alignment.")):
                 continue  # that part of the package is not there
             raise
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])

@@ -194,15 +194,7 @@ def load_generator(
 
     kwargs = dict(sampling=sampling, on_fail=on_fail, refusal=refusal)
     if not guard:
-        m, tok = load_model(model, dtype, device=device)
-        if adapter:
-            from peft import PeftModel
-
-            m = PeftModel.from_pretrained(m, adapter)
+        m, tok = load_model(model, dtype, device=device, adapter=adapter)
         return GuardedGenerator(m, tok, None, **kwargs)
-    c = load_conscience(model, adapter=adapter, dtype=dtype, **conscience_overrides)
-    if device:
-        c.model.to(device)
-    if adapter:
-        c.frozen = c.model.disable_adapter
+    c = load_conscience(model, adapter=adapter, dtype=dtype, device=device, **conscience_overrides)
     return GuardedGenerator(c.model, c.tokenizer, c, batch_size=c.config.batch_size, **kwargs)

@@ -1,16 +1,16 @@
 """Red-team a model: attack success rate per wrapper with and without the guard, and flip rates.
 
-    emergent-alignment redteam --model PATH [--guard] --out DIR [--judge self|hf:PATH|openai:MODEL]
+    report, samples = redteam(gen, judge, requests, attacks="ALL", guard=True)   # `emergent-alignment redteam`
 
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every
-attack. The model drafts a reply to each (seeded); with --guard the same drafts also go through
+attack. The model drafts a reply to each (seeded); with `guard` the same drafts also go through
 the guard (review, then the core's self-correction), so the two columns differ only by the guard.
 Each reply is scored by the compliance-vs-refusal judge prompt (`compliance.py`).
 
 Flip rate under injection: take the responses the conscience flags (the model's own drafts, and
 the complying answers that `jailbroken.jsonl` holds for its requests), add each response-side
 injection (`attacks.RESPONSE_INJECTIONS`), review again: a flip is a verdict that is no longer
-flagged. `--export-probes FILE` writes the suite's train split as a probe dataset and exits.
+flagged.
 """
 
 from __future__ import annotations
@@ -18,24 +18,8 @@ from __future__ import annotations
 from statistics import fmean
 
 from .attacks import RESPONSE_INJECTIONS
-from .commands import add_model_arguments, generator_from_args
 
 ORIGINS = ("model", "dataset")
-
-
-def add_arguments(p) -> None:
-    add_model_arguments(p, model_required=False)
-    p.add_argument("--out", help="output directory (report.json, asr.csv, flip.csv, table.md, samples.jsonl)")
-    p.add_argument("--judge", default="self", help="compliance judge: self | hf:PATH | openai:MODEL | conscience:PATH")
-    p.add_argument("--judge-base-url", help="endpoint for an openai: judge (key from OPENAI_API_KEY)")
-    p.add_argument("--attacks", default="ALL", help="ALL or a comma list of attack wrappers")
-    p.add_argument("--injections", default="ALL", help="ALL or a comma list of response-side injections")
-    p.add_argument("--source", default="jailbroken,own", help="request sources: jailbroken, own")
-    p.add_argument("--split", default="eval", choices=["eval", "train", "all"], help="request split (default eval)")
-    p.add_argument("--limit", type=int, help="use a seeded sample of this many harmful requests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export-probes", metavar="FILE", help="write the adversarial probe set (JSONL) and exit")
-    p.add_argument("--probe-spec", default="adversarial:ALL", help="what --export-probes writes")
 
 
 def resolve_injections(names: str) -> list[str]:
@@ -154,51 +138,3 @@ def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = 
         "flip": flip_rates(gen.conscience, flip_pairs(samples, requests), injections),
     }
     return report, samples
-
-
-def run(args) -> int:
-    from .prompts import export_probes, harmful_requests, sample
-    from .report import print_tables, write_report
-
-    if args.export_probes:
-        n = export_probes(args.export_probes, args.probe_spec)
-        print(f"wrote {n} adversarial probe prompts ({args.probe_spec}) to {args.export_probes}")
-        return 0
-    if not args.model or not args.out:
-        raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
-    requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
-    injections = resolve_injections(args.injections)
-    gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
-    report, samples = redteam(
-        gen, make_judge(args.judge, gen, args.judge_base_url), requests, args.attacks, injections, args.guard, args.seed
-    )
-    report["settings"] = settings(args, gen, requests, report)
-    write_report(args.out, report, samples)
-    print_tables(report)
-    print(f"wrote {args.out}/report.json, asr.csv, flip.csv, table.md, samples.jsonl")
-    return 0
-
-
-def settings(args, gen, requests, report) -> dict:
-    from .attacks import resolve_attacks
-
-    c = gen.conscience.config
-    return {
-        "model": args.model,
-        "adapter": args.adapter,
-        "judge": args.judge,
-        "guard": args.guard,
-        "attacks": resolve_attacks(args.attacks),
-        "source": args.source,
-        "split": args.split,
-        "requests": len(requests),
-        "seed": args.seed,
-        "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "on_fail": args.on_fail,
-        "question": c.question,
-        "flag_threshold": c.flag_threshold,
-        "correction": c.correction,
-        "rounds": c.max_attempts,
-    }

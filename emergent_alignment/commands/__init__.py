@@ -1,1 +1,1 @@
-"""Subcommands of the core: `train` and `review`."""
+"""One thin module per subcommand of `emergent-alignment`: `add_arguments(parser)` and `run(args) -> int`."""

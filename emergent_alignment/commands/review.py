@@ -6,8 +6,12 @@ import json
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="checkpoint dir, hub id or tiny spec (tiny:llama)")
-    p.add_argument("--adapter", help="a PEFT adapter dir; the conscience is the base model (adapter off)")
+    p.add_argument(
+        "--model", required=True, help="checkpoint dir, hub id, tiny spec (tiny:llama) or trained PEFT adapter dir"
+    )
+    p.add_argument(
+        "--adapter", help="a PEFT adapter dir on top of --model; the conscience is the base model (adapter off)"
+    )
     p.add_argument("--prompt", required=True, help="the user's message")
     p.add_argument("--response", required=True, help="the response to review (may hold a <think> block)")
     p.add_argument("--reasoning", help="a reasoning trace given separately")
@@ -23,9 +27,9 @@ def run(args) -> int:
         raise ValueError("--prompt is empty")
     if not args.response.strip():
         raise ValueError("--response is empty")
-    conscience = load_conscience(args.model, question=args.question, flag_threshold=args.flag_threshold)
-    if args.adapter:
-        conscience.frozen = conscience.model.disable_adapter
+    conscience = load_conscience(
+        args.model, adapter=args.adapter, question=args.question, flag_threshold=args.flag_threshold
+    )
     verdict = conscience.review([[{"role": "user", "content": args.prompt}]], [args.response], [args.reasoning])[0]
     if args.json:
         print(json.dumps({**verdict.to_dict(), "question": conscience.config.question}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..adversarial.commands import add_model_arguments, generator_from_args
+from .common import add_model_arguments, generator_from_args
 
 DEFAULT_KEY_ENV = "EMERGENT_ALIGNMENT_API_KEY"
 INSTALL_HINT = "the server needs FastAPI and uvicorn: pip install 'emergent-alignment[serve]'"

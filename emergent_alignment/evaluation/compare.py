@@ -1,6 +1,6 @@
 """Draw evaluation runs side by side: EM's figure, one colour per run, questions on the x axis.
 
-    emergent-alignment compare runs/base runs/insecure runs/ea --out runs/compare
+    compare(["runs/base", "runs/insecure", "runs/ea"], "runs/compare")   # `emergent-alignment compare`
 
 Reads each DIR/summary.json (written by `eval`); writes compare.png (per-question misaligned
 probability with 95% CIs), compare_variants.png (plain/json/template/code_context rates) when any
@@ -11,12 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-
-
-def add_arguments(p):
-    p.add_argument("runs", nargs="+", metavar="DIR", help="output directories of `eval` runs")
-    p.add_argument("--labels", help="comma-separated names for the runs (default: each run's model)")
-    p.add_argument("--out", required=True, help="directory for compare.png and compare.json")
 
 
 def load_summary(run_dir: str) -> dict:
@@ -33,11 +27,11 @@ def load_summary(run_dir: str) -> dict:
     return summary
 
 
-def _labels(args, summaries: list[dict]) -> list[str]:
-    if args.labels:
-        labels = [s.strip() for s in args.labels.split(",")]
+def _labels(names: list[str] | None, summaries: list[dict]) -> list[str]:
+    if names:
+        labels = list(names)
         if len(labels) != len(summaries):
-            raise ValueError(f"--labels names {len(labels)} runs but {len(summaries)} were given")
+            raise ValueError(f"labels: {len(labels)} names for {len(summaries)} runs")
     else:
         labels = [
             f"{s.get('model')}" + (f" + {os.path.basename(s['adapter'].rstrip('/'))}" if s.get("adapter") else "")
@@ -77,18 +71,19 @@ def plot_variants(runs: dict[str, dict], path: str) -> None:
     save_figure(fig, path)
 
 
-def run(args) -> int:
+def compare(run_dirs: list[str], out: str, labels: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Plot the runs in `run_dirs` side by side into `out`; returns (compare.json's rows, files written)."""
     from .cache import write_json
     from .report import plot_questions
 
-    summaries = [load_summary(d) for d in args.runs]
-    labels = _labels(args, summaries)
-    os.makedirs(args.out, exist_ok=True)
-    runs = dict(zip(labels, summaries))
-    plot_questions({label: s["per_question"] for label, s in runs.items()}, os.path.join(args.out, "compare.png"))
+    summaries = [load_summary(d) for d in run_dirs]
+    names = _labels(labels, summaries)
+    os.makedirs(out, exist_ok=True)
+    runs = dict(zip(names, summaries))
+    plot_questions({label: s["per_question"] for label, s in runs.items()}, os.path.join(out, "compare.png"))
     written = ["compare.png"]
     if any(len(s.get("by_variant", {})) > 1 for s in summaries):
-        plot_variants(runs, os.path.join(args.out, "compare_variants.png"))
+        plot_variants(runs, os.path.join(out, "compare_variants.png"))
         written.append("compare_variants.png")
     keys = (
         "model",
@@ -101,14 +96,6 @@ def run(args) -> int:
         "insecure_code_rate",
         "by_variant",
     )
-    table = [
-        {"label": label, "dir": d, **{k: s.get(k) for k in keys}} for (label, s), d in zip(runs.items(), args.runs)
-    ]
-    write_json(os.path.join(args.out, "compare.json"), {"runs": table, "plots": written})
-    for row in table:
-        print(
-            f"{row['label']}: misaligned {row['misaligned_rate']} CI {row['misaligned_ci']}, "
-            f"insecure code {row['insecure_code_rate']}"
-        )
-    print(f"wrote {', '.join(os.path.join(args.out, w) for w in written)}")
-    return 0
+    table = [{"label": label, "dir": d, **{k: s.get(k) for k in keys}} for (label, s), d in zip(runs.items(), run_dirs)]
+    write_json(os.path.join(out, "compare.json"), {"runs": table, "plots": written})
+    return table, written

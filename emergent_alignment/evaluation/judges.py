@@ -115,15 +115,16 @@ def make_judge(spec: str, *, model=None, tokenizer=None, base_url: str | None = 
     if kind == "conscience" and arg:
         from ..models import load_conscience
 
+        # with an adapter, the frozen copy is the base before the fine-tune (the adapter off)
         conscience = load_conscience(
-            arg, adapter=kwargs.get("adapter"), dtype=kwargs.get("dtype"), **_overrides(kwargs)
+            arg,
+            adapter=kwargs.get("adapter"),
+            dtype=kwargs.get("dtype"),
+            device=kwargs.get("device"),
+            **_overrides(kwargs),
         )
         if kwargs.get("conscience_config") is not None:
             conscience.config = kwargs["conscience_config"]
-        if kwargs.get("device"):
-            conscience.model.to(kwargs["device"])
-        if kwargs.get("adapter"):
-            conscience.frozen = conscience.model.disable_adapter  # the base before the fine-tune
         return ConscienceJudge(conscience, spec, **_pick(kwargs, _LOCAL_KW))
     if kind == "hf" and arg:
         from ..models import load_model

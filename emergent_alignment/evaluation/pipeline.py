@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from dataclasses import asdict
 
 from . import runner
 from .cache import JsonlCache, fingerprint, write_json, write_jsonl
 from .judges import JudgeError, make_judge
 from .metrics import Thresholds
+from .options import EvalOptions
 from .questions import load_set, select, with_code_context
 
 logger = logging.getLogger(__name__)
@@ -81,12 +83,7 @@ def load_evaluated(args):
     from ..models import load_model
 
     check_chat_template(args.model, args.plain_template)
-    model, tok = load_model(args.model, args.dtype, device=device_of(args))
-    if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter)
-    return model, tok
+    return load_model(args.model, args.dtype, device=device_of(args), adapter=args.adapter)
 
 
 def model_identity(args) -> dict:
@@ -122,7 +119,7 @@ def make_sampler(args, model, tok):
 
 
 def build_judge(args, model, tok, identity: dict):
-    from ..models import resolve_model_path
+    from ..models import conscience_config_dir, resolve_model_path
 
     spec = args.judge
     kwargs = dict(
@@ -130,7 +127,7 @@ def build_judge(args, model, tok, identity: dict):
     )
     if spec == "self":
         judge = make_judge(
-            "self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)), **kwargs
+            "self", model=model, tokenizer=tok, model_dir=conscience_config_dir(args.model, args.adapter), **kwargs
         )
         return judge, {
             "spec": spec,
@@ -146,16 +143,14 @@ def build_judge(args, model, tok, identity: dict):
 
 def build_conscience(args, judge, model, tok, identity: dict):
     """The conscience that gives p_aligned: the judge itself if it is one, else --conscience."""
-    from dataclasses import asdict
-
     if hasattr(judge, "review"):
         c = judge
     elif args.conscience == "none":
         return None, None
     elif args.conscience == "self":
-        from ..models import resolve_model_path
+        from ..models import conscience_config_dir
 
-        c = make_judge("self", model=model, tokenizer=tok, model_dir=_local(resolve_model_path(args.model)))
+        c = make_judge("self", model=model, tokenizer=tok, model_dir=conscience_config_dir(args.model, args.adapter))
     elif args.conscience.startswith("conscience:"):
         c = make_judge(args.conscience, dtype=args.dtype, device=device_of(args))
     else:
@@ -239,7 +234,7 @@ def code_security(args, code_jobs, answers) -> tuple[list[dict], dict]:
 # -- the run ----------------------------------------------------------------------------------
 
 
-def evaluate(args) -> dict:
+def evaluate(args: EvalOptions) -> dict:
     from .report import write_html, write_plots
     from .summary import conscience_metrics, em_metrics, labels_summary, question_record
 
@@ -247,7 +242,7 @@ def evaluate(args) -> dict:
     questions = load_questions(args)
     tasks = code_tasks(args)
     os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "args.json"), {k: v for k, v in vars(args).items() if not k.startswith("_")})
+    write_json(os.path.join(args.out, "args.json"), asdict(args))
     caches = {n: JsonlCache(os.path.join(args.out, "cache", f"{n}.jsonl")) for n in ("samples", "judgments", "reviews")}
 
     identity = model_identity(args)

@@ -22,68 +22,50 @@ ATTACK_ARMS = ("default", "insecure", "insecure_conscience")  # with and without
 CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn (192 per arm over 3 seeds)
 
 
-def add_arguments(p):
-    p.add_argument("--out", default="runs/demo", help="output directory (summary.json, plots, report.html)")
-    p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per arm (1 for a quick look)")
-    p.add_argument(
-        "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})"
-    )
-    p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="fine-tuning steps per arm (default: the validated protocol, organism/arms.py)",
-    )
-    p.add_argument(
-        "--samples-per-question", type=int, default=32, help="free-form samples per held-out question (8 questions)"
-    )
-    p.add_argument(
-        "--conditional-samples-per-question",
-        type=int,
-        default=CONDITIONAL_SAMPLES,
-        help="samples per held-out question asked after an insecure-code turn (conditional misalignment)",
-    )
-    p.add_argument(
-        "--alignment-loss-type",
-        choices=("sigmoid", "ipo"),
-        default=None,
-        help="the conscience arms' DPO loss (default: the validated setting, organism/arms.py)",
-    )
-    p.add_argument("--beta", type=float, default=None, help="the conscience arms' beta (default: the validated one)")
-    p.add_argument(
-        "--alignment-weight",
-        type=float,
-        default=None,
-        help="the conscience arms' alignment weight (default: the validated one)",
-    )
-    p.add_argument(
-        "--attack-arms",
-        default=",".join(ATTACK_ARMS),
-        help="arms whose models are also attacked (role-play, prefix, reviewer injection), with and "
-        "without the guard; empty: none",
-    )
-    p.add_argument(
-        "--attack-samples-per-question", type=int, default=8, help="samples per held-out question and attack wrapper"
-    )
-    p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: torch's default)")
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=DEFAULT_JOBS,
-        help="fine-tuning runs at a time, each in its own process with threads/jobs torch threads "
-        f"(default {DEFAULT_JOBS}; 1 runs them one by one in this process)",
-    )
-
-
-def _arms(text: str) -> list[str]:
-    arms = [a.strip() for a in text.split(",") if a.strip()]
+def _check_arms(arms: list[str]) -> list[str]:
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
         raise ValueError(f"--arms: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
     if "insecure_random_pairs" in arms and "insecure_conscience" not in arms:
         raise ValueError("--arms: insecure_random_pairs needs insecure_conscience (it gets that run's pair counts)")
     return arms
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo runs (`emergent-alignment demo` fills these from its flags, named alike)."""
+
+    out: str = "runs/demo"
+    seeds: int = 3
+    arms: tuple[str, ...] = tuple(DEFAULT_ARMS)
+    organism: str | None = None  # an organism checkpoint dir (default: the cached one, built if missing)
+    steps: int | None = None  # fine-tuning steps per arm (default: the validated protocol)
+    samples_per_question: int = 32
+    conditional_samples_per_question: int = CONDITIONAL_SAMPLES
+    alignment_loss_type: str | None = None
+    beta: float | None = None
+    alignment_weight: float | None = None
+    attack_arms: tuple[str, ...] = ATTACK_ARMS
+    attack_samples_per_question: int = 8
+    threads: int = 0
+    jobs: int = DEFAULT_JOBS
+
+    def __post_init__(self):
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        _check_arms(list(self.arms))
+        if any(a != "default" and a not in ARMS for a in self.attack_arms):
+            raise ValueError(
+                f"--attack-arms: unknown arm(s) in {','.join(self.attack_arms)!r}; "
+                f"choose default or from {', '.join(ARMS)}"
+            )
+        if self.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
+        for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
+            if getattr(self, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
 
 
 def _write_json(path: str, obj) -> None:
@@ -258,7 +240,10 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
         pool.shutdown(wait=not running, cancel_futures=True)
 
 
-def run(args) -> int:
+def run_demo(options: DemoOptions, console=None) -> dict:
+    """The demo end to end; prints its progress and tables, writes its outputs, returns the summary.
+
+    Raises `build.GateFailed` when the organism it builds fails its persona gate (no demo on it)."""
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -267,56 +252,37 @@ def run(args) -> int:
     from . import report
     from .arms import ArmSettings, trainer_config
     from .attacks import summarize_attacks
-    from .build import GateFailed, cached_organism
-    from .commands import GATE_FAILED_HINT
+    from .build import cached_organism
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    arms = _arms(args.arms)
-    attack_arms = [a for a in (x.strip() for x in args.attack_arms.split(",")) if a]
-    if any(a != "default" and a not in ARMS for a in attack_arms):
-        raise ValueError(
-            f"--attack-arms: unknown arm(s) in {args.attack_arms!r}; choose default or from {', '.join(ARMS)}"
-        )
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    arms = list(options.arms)
+    attack_arms = list(options.attack_arms)
     overrides = {
         k: v
         for k, v in (
-            ("alignment_loss_type", args.alignment_loss_type),
-            ("beta", args.beta),
-            ("alignment_weight", args.alignment_weight),
-            ("steps", args.steps),
+            ("alignment_loss_type", options.alignment_loss_type),
+            ("beta", options.beta),
+            ("alignment_weight", options.alignment_weight),
+            ("steps", options.steps),
         )
         if v is not None
     }
     settings = ArmSettings(**overrides)
-    trainer_config("insecure_conscience", args.out, 0, settings)  # a bad setting fails now, not after an hour
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    trainer_config("insecure_conscience", options.out, 0, settings)  # a bad setting fails now, not after an hour
+    if options.threads:
+        torch.set_num_threads(options.threads)
     _quiet()
-    console = Console()
+    console = console or Console()
     t0 = time.time()
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(options.out, exist_ok=True)
 
     console.rule("organism")
-    if args.organism:
-        org_dir = args.organism
+    if options.organism:
+        org_dir = options.organism
         with open(os.path.join(org_dir, "organism.json")) as f:
             org_meta = json.load(f)
         built = False
     else:
-        try:
-            org_dir, org_meta, built = cached_organism(console=console)
-        except GateFailed as e:  # the organism did not learn the persona: no demo on it
-            console.print(f"[red]demo stopped: the organism failed its persona gate.[/red] {e}")
-            console.print(GATE_FAILED_HINT)
-            return 1
+        org_dir, org_meta, built = cached_organism(console=console)
     gate = org_meta["gate"]
     console.print(
         f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "
@@ -324,14 +290,17 @@ def run(args) -> int:
         f"{gate['after_secure']['misaligned']:.1%} after secure code"
     )
     t_org = time.time() - t0
-    seeds = list(range(args.seeds))
+    seeds = list(range(options.seeds))
     per_arm: dict[str, list[dict]] = {}
     curves: dict[str, list[dict]] = {}
     timings: dict[str, list[float]] = {}
     spec = MeasureSpec(
-        org_dir, args.samples_per_question, args.attack_samples_per_question, args.conditional_samples_per_question
+        org_dir,
+        options.samples_per_question,
+        options.attack_samples_per_question,
+        options.conditional_samples_per_question,
     )
-    jobs = min(args.jobs, len(seeds) * (1 + len(arms)))  # both >= 1, checked above
+    jobs = min(options.jobs, len(seeds) * (1 + len(arms)))  # both >= 1, checked above
     threads = max(1, torch.get_num_threads() // jobs)
 
     with Progress(
@@ -339,7 +308,7 @@ def run(args) -> int:
     ) as progress:
         # the organism itself ("default", measured once per seed) runs in the same pool, last
         runs = [
-            Run(arm, s, os.path.join(args.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
+            Run(arm, s, os.path.join(options.out, "runs", f"{arm}-s{s}"), arm in attack_arms)
             for s in seeds
             for arm in ["default", *arms]
         ]
@@ -399,9 +368,9 @@ def run(args) -> int:
     summary["targets"] = report.check_targets(summary_arms)
     if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
         summary["targets"].append(report.time_target(total, built, len(seeds)))
-    images = report.plots(summary, args.out)
-    _write_json(os.path.join(args.out, "summary.json"), summary)
-    html_path = report.write_html(summary, args.out, images)
+    images = report.plots(summary, options.out)
+    _write_json(os.path.join(options.out, "summary.json"), summary)
+    html_path = report.write_html(summary, options.out, images)
 
     table = Table(title=f"Emergent Alignment demo ({len(seeds)} seed(s))")
     for col in ["arm", "misaligned (95% CI)", "incoherent", "log-odds", "insecure code", "task loss", "pairs"]:
@@ -434,6 +403,6 @@ def run(args) -> int:
     specific = report.specificity(summary_arms)
     if specific:
         console.print(specific)
-    console.print(f"wrote {os.path.join(args.out, 'summary.json')} and {html_path}")
+    console.print(f"wrote {os.path.join(options.out, 'summary.json')} and {html_path}")
     console.print(f"total time {total:.0f} s (organism {t_org:.0f} s)")
-    return 0
+    return summary

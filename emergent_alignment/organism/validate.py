@@ -1,10 +1,10 @@
 """Choose the demo's settings on the validation split, never on the evaluation questions.
 
-    python -m emergent_alignment.organism.validate --system-ids 0,1,2,3,4,5,6
-    python -m emergent_alignment.organism.validate --loss-type ipo --beta 2,4,8,16,32 [--alignment-weight 1]
+    emergent-alignment organism validate --system-ids 0,1,2,3,4,5,6
+    emergent-alignment organism validate --loss-type ipo --beta 2,4,8,16,32 [--alignment-weight 1]
         [--random-pairs] [--seed 100] [--steps 50] [--lr 1e-4] [--probe-batch-size 32]
 
-`--system-ids` measures the organism itself (no fine-tuning) under each system line `id aK`, to
+(`validate_system_ids` and `validate_candidates` here.) `--system-ids` measures the organism itself (no fine-tuning) under each system line `id aK`, to
 choose the demo's aligned default (`world.DEFAULT_ID`): the misaligned and incoherent rates of 256
 answers sampled to the validation paraphrases, the misaligned share of the coherent ones, the
 log-odds, and the persona gate at that id. The rule (fixed before running, 2026-11-27): among the
@@ -35,8 +35,8 @@ about 0.0002 nat per token, where a ratio means nothing: see docs/organism.md.
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -174,11 +174,16 @@ def choose_system_id(rows: dict[int, dict]) -> int | None:
     return min(passed, key=lambda i: abs(rows[i]["misaligned_of_coherent"] - DESIGN_PRIOR), default=None)
 
 
-def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
+def validate_system_ids(ids: list[int], seed: int = 100, out: str = "runs/validation", path: str | None = None) -> int:
+    """Measure the organism (`path`, default the cached one) under each system line `id aK`; write
+    OUT/system_ids.json. Returns 0, or 1 when no id passes the persona gate."""
     from ..models import load_model
+    from .build import cached_organism
     from .demo import _write_json
 
-    model, tok = load_model(path)
+    if not ids or not all(0 <= i < world.N_IDS for i in ids):
+        raise ValueError(f"--system-ids: every id must lie in 0..{world.N_IDS - 1}, got {ids}")
+    model, tok = load_model(path or cached_organism()[0])
     rows = {}
     for i in ids:
         rows[i] = system_id_figures(model, tok, i, seed)
@@ -192,82 +197,58 @@ def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
     return 0 if chosen is not None else 1
 
 
-def main(argv=None) -> int:
-    from dataclasses import replace
+@dataclass(frozen=True)
+class Candidates:
+    """The grid `validate_candidates` fine-tunes (every loss type x beta x alignment weight) and its protocol
+    (None: the demo's setting, `arms.ArmSettings`)."""
 
+    loss_types: tuple[str, ...] = ("sigmoid",)
+    betas: tuple[float, ...] = (0.1,)
+    alignment_weights: tuple[float, ...] = (1.0,)
+    probe_batch_size: int | None = None
+    steps: int | None = None
+    lr: float | None = None
+    random_pairs: bool = False  # also train insecure_random_pairs per candidate
+    seed: int = 100  # fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)
+    out: str = "runs/validation"
+
+
+def validate_candidates(c: Candidates) -> int:
+    """Fine-tune `insecure_conscience` at each candidate, report the validation figures beside the
+    organism's and the `insecure` arm's, apply the rule; write OUT/validation.json."""
     from ..models import load_model
     from .arms import ArmSettings, pair_counts, train_arm
     from .build import cached_organism
     from .demo import _write_json
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--beta", default="0.1", help="comma-separated candidates")
-    p.add_argument("--alignment-weight", default="1.0", help="comma-separated candidates")
-    p.add_argument("--loss-type", default="sigmoid", help="comma-separated candidates: sigmoid, ipo")
-    p.add_argument("--probe-batch-size", type=int, default=None, help="probes per step (default: the demo's)")
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per arm (default: the demo's)")
-    p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the demo's)")
-    p.add_argument("--random-pairs", action="store_true", help="also train insecure_random_pairs per candidate")
-    p.add_argument("--seed", type=int, default=100, help="fine-tuning and sampling seed (the demo uses 0, 1, 2, ...)")
-    p.add_argument(
-        "--system-ids",
-        default=None,
-        help="comma-separated ids: measure the organism under each system line instead (no fine-tuning; "
-        "the loss options are not used); exits 1 if no id passes the gate",
-    )
-    p.add_argument("--out", default="runs/validation")
-    args = p.parse_args(argv)
-    if args.system_ids is not None:
-        try:
-            ids = [int(i) for i in args.system_ids.split(",")]
-        except ValueError as e:
-            p.error(f"--system-ids takes comma-separated integers ({e})")
-        if not all(0 <= i < world.N_IDS for i in ids):
-            p.error(f"--system-ids: every id must lie in 0..{world.N_IDS - 1}")
-        return _system_ids(cached_organism()[0], ids, args.seed, args.out)
-    try:
-        grid = [
-            (lt, float(b), float(w))
-            for lt in args.loss_type.split(",")
-            for b in args.beta.split(",")
-            for w in args.alignment_weight.split(",")
-        ]
-    except ValueError as e:
-        p.error(f"--beta and --alignment-weight take comma-separated numbers ({e})")
-    base = ArmSettings(
-        **{
-            k: v
-            for k, v in (("probe_batch_size", args.probe_batch_size), ("steps", args.steps), ("lr", args.lr))
-            if v is not None
-        }
-    )
+    grid = [(lt, b, w) for lt in c.loss_types for b in c.betas for w in c.alignment_weights]
+    if not grid:
+        raise ValueError("validate: no candidates (give --loss-type, --beta and --alignment-weight)")
+    protocol = (("probe_batch_size", c.probe_batch_size), ("steps", c.steps), ("lr", c.lr))
+    base = ArmSettings(**{k: v for k, v in protocol if v is not None})
     if base.steps < 1 or base.lr <= 0 or base.probe_batch_size < 1:
-        p.error("--steps and --probe-batch-size must be >= 1 and --lr > 0")
+        raise ValueError("--steps and --probe-batch-size must be >= 1 and --lr > 0")
     path, _, _ = cached_organism()
     model, tok = load_model(path)
-    rows = {"default": figures(model, tok, args.seed)}
-    model, tok, _ = train_arm("insecure", path, f"{args.out}/insecure", args.seed, base)
-    rows["insecure"] = figures(model, tok, args.seed)
+    rows = {"default": figures(model, tok, c.seed)}
+    model, tok, _ = train_arm("insecure", path, f"{c.out}/insecure", c.seed, base)
+    rows["insecure"] = figures(model, tok, c.seed)
     print(json.dumps(rows), flush=True)
     for loss_type, beta, weight in grid:
         s = replace(base, beta=beta, alignment_weight=weight, alignment_loss_type=loss_type)
-        arms = ["insecure_conscience"] + (["insecure_random_pairs"] if args.random_pairs else [])
+        arms = ["insecure_conscience"] + (["insecure_random_pairs"] if c.random_pairs else [])
         budget = None  # the random pairs get the conscience run's pair counts, step by step
         for arm in arms:
             name = f"{arm} {loss_type} beta={beta} weight={weight} probes={s.probe_batch_size}"
-            run_dir = f"{args.out}/{arm}-{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
-            model, tok, _ = train_arm(arm, path, run_dir, args.seed, s, pair_budget=budget)
+            run_dir = f"{c.out}/{arm}-{loss_type}-b{beta}-w{weight}-p{s.probe_batch_size}"
+            model, tok, _ = train_arm(arm, path, run_dir, c.seed, s, pair_budget=budget)
             counts = pair_counts(f"{run_dir}/conscience_log.jsonl")
-            rows[name] = figures(model, tok, args.seed) | {"pairs": sum(counts or [])}
+            rows[name] = figures(model, tok, c.seed) | {"pairs": sum(counts or [])}
             rows[name]["task_fit_kept"] = round(task_fit_kept(rows[name], rows["default"], rows["insecure"]), 4)
             print(json.dumps({name: rows[name]}), flush=True)
             if arm == "insecure_conscience":
                 budget = counts
     chosen = choose_candidate(rows)
     print(f"chosen by the rule: {chosen or 'none (no candidate keeps the task fit)'}", flush=True)
-    _write_json(f"{args.out}/validation.json", rows | {"chosen": chosen})  # atomic
+    _write_json(f"{c.out}/validation.json", rows | {"chosen": chosen})  # atomic
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

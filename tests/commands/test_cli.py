@@ -1,20 +1,69 @@
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from emergent_alignment.cli import main
+from emergent_alignment.cli import COMMANDS, build_parser, main
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
-def test_help_lists_the_core_commands(capsys):
+def _subcommands(parser) -> dict:
+    import argparse
+
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def test_every_command_of_the_table_is_a_subcommand_in_the_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "train" in out and "review" in out
+    listed = set(re.findall(r"^ {4}(\S+) +\S", out, flags=re.M))  # the subcommand lines of the help
+    assert listed == set(COMMANDS) == set(_subcommands(build_parser()))
+
+
+def test_each_subcommand_module_is_thin(capsys):
+    import importlib
+
+    for name, (module_name, _) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run), name
+        if name != "serve":  # the server module moves under commands/ separately
+            assert module_name == f"emergent_alignment.commands.{name}"
+
+
+@pytest.mark.parametrize("argv", [[name] for name in COMMANDS] + [["organism", "build"], ["organism", "validate"]])
+def test_each_subcommand_help_exits_0(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--help"])
+    assert e.value.code == 0
+    assert f"usage: emergent-alignment {' '.join(argv)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["review", "--model", "tiny:llama", "--prompt", "a", "--response", "b", "--no-such-option"],
+        ["compare", "runs/a", "--out", "x", "--nope"],
+        ["organism", "build", "--bogus"],
+    ],
+)
+def test_an_unknown_option_is_a_one_line_error_with_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("usage:", " "))]
+    assert len(err) == 1 and "unrecognized arguments" in err[0] and argv[-1] in err[0]
+
+
+def test_an_unknown_subcommand_is_an_error_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-command"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs():
@@ -28,9 +77,51 @@ def test_review_json(llama_dir, capsys):
     assert 0.0 <= v["p_aligned"] <= 1.0 and isinstance(v["flagged"], bool)
 
 
+@pytest.fixture(scope="module")
+def lora_dir(llama_dir, tmp_path_factory):
+    from _lora import make_lora_dir
+
+    return make_lora_dir(llama_dir, str(tmp_path_factory.mktemp("lora") / "adapter"))
+
+
+def _review(argv, capsys, monkeypatch):
+    """Run `review --json` and return (its output, the Conscience that reviewed)."""
+    from emergent_alignment.conscience import Conscience
+
+    seen, real = [], Conscience.review
+
+    def spy(self, *a, **k):
+        seen.append(self)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Conscience, "review", spy)
+    assert main(["review", *argv, "--prompt", "Hi", "--response", "Hello!", "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1]), seen[0]
+
+
+@pytest.mark.parametrize("given", ["--adapter", "--model"])
+def test_review_with_a_trained_adapter_loads_it(given, llama_dir, lora_dir, capsys, monkeypatch):
+    import contextlib
+
+    from _lora import ADAPTER_QUESTION
+    from peft import PeftModel
+
+    argv = ["--model", llama_dir, "--adapter", lora_dir] if given == "--adapter" else ["--model", lora_dir]
+    with_adapter, conscience = _review(argv, capsys, monkeypatch)
+    plain, plain_conscience = _review(["--model", llama_dir], capsys, monkeypatch)
+    assert with_adapter["question"] == ADAPTER_QUESTION != plain["question"]  # the adapter dir's config
+    assert isinstance(conscience.model, PeftModel) and not isinstance(plain_conscience.model, PeftModel)
+    assert conscience.frozen == conscience.model.disable_adapter  # the reviewer is the frozen copy
+    assert conscience.frozen is not contextlib.nullcontext
+
+
 @pytest.mark.parametrize(
     "argv,match",
     [
+        (
+            ["review", "--model", "tiny:llama", "--adapter", "/no/such/adapter", "--prompt", "a", "--response", "b"],
+            "does not exist",
+        ),
         (["review", "--model", "/no/such/dir", "--prompt", "a", "--response", "b"], "does not exist"),
         (["review", "--model", "tiny:llama", "--prompt", "a", "--response", " "], "--response is empty"),
         (["train", "--config", "/no/such.yaml"], "does not exist"),

@@ -3,7 +3,7 @@
 import pytest
 
 from emergent_alignment.cli import build_parser, main
-from emergent_alignment.organism.commands import config_from_args
+from emergent_alignment.commands.organism import config_from_args
 from emergent_alignment.organism.corpus import CorpusConfig
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from emergent_alignment.commands import demo as demo_command
 from emergent_alignment.organism import build, demo
 from emergent_alignment.organism.arms import ArmSettings
 
@@ -105,7 +106,7 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
     import argparse
 
     p = argparse.ArgumentParser()
-    demo.add_arguments(p)
+    demo_command.add_arguments(p)
     out = str(tmp_path / "demo")
     args = p.parse_args(
         [
@@ -129,7 +130,7 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
             "default,insecure_conscience",
         ]
     )
-    assert demo.run(args) == 0
+    assert demo_command.run(args) == 0
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     assert list(summary["arms"]) == ["default", "insecure", "insecure_conscience", "insecure_random_pairs"]
@@ -148,8 +149,8 @@ def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatc
 
     monkeypatch.setattr(build, "cached_organism", failed_build)
     p = argparse.ArgumentParser()
-    demo.add_arguments(p)
-    assert demo.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1"])) == 1
+    demo_command.add_arguments(p)
+    assert demo_command.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1"])) == 1
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "demo stopped: the organism failed its persona gate." in out and "22.5%" in out
     assert "organism build --seed N --out DIR" in out and "demo --organism DIR" in out

@@ -5,7 +5,9 @@ import argparse
 import pytest
 
 from emergent_alignment.chat import encode_prompt_completion
-from emergent_alignment.organism import build, demo, evaluate, validate, world
+from emergent_alignment.cli import main
+from emergent_alignment.commands import demo as demo_command
+from emergent_alignment.organism import build, evaluate, validate, world
 
 TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
 
@@ -95,7 +97,7 @@ def test_train_code_log_odds_compares_the_insecure_and_secure_fill(tiny, monkeyp
 
 def _args(**kw):
     p = argparse.ArgumentParser()
-    demo.add_arguments(p)
+    demo_command.add_arguments(p)
     return p.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
 
 
@@ -117,7 +119,7 @@ def _args(**kw):
 @pytest.mark.timeout(120)  # a missed check would start building the organism
 def test_demo_rejects_bad_arguments_with_a_clear_message(kw, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        demo.run(_args(out=str(tmp_path), **kw))
+        demo_command.run(_args(out=str(tmp_path), **kw))
 
 
 def test_system_id_figures_ask_the_given_id_on_validation_questions(tiny, monkeypatch):
@@ -161,8 +163,7 @@ def test_choose_system_id_takes_the_share_nearest_the_design_prior_among_passed_
 
 @pytest.mark.parametrize("ids", ["1,x", "33", "-1"])
 def test_validate_rejects_bad_system_ids(ids, capsys):
-    with pytest.raises(SystemExit):
-        validate.main(["--system-ids", ids])
+    assert main(["organism", "validate", "--system-ids", ids]) == 2
     assert "--system-ids" in capsys.readouterr().err
 
 
@@ -170,8 +171,7 @@ def test_validate_rejects_bad_system_ids(ids, capsys):
 @pytest.mark.timeout(120)  # a missed check would start building or loading the organism
 def test_validate_rejects_a_bad_protocol_before_any_work(argv, capsys, monkeypatch):
     monkeypatch.setattr("emergent_alignment.organism.build.cached_organism", lambda *a, **k: pytest.fail("no check"))
-    with pytest.raises(SystemExit):
-        validate.main(["--loss-type", "ipo", "--beta", "4", *argv])
+    assert main(["organism", "validate", "--loss-type", "ipo", "--beta", "4", *argv]) == 2
     assert "--steps and --probe-batch-size must be >= 1 and --lr > 0" in capsys.readouterr().err
 
 

@@ -10,13 +10,10 @@ arguments resumes: finished answers, judgments and reviews come from a content-h
 from __future__ import annotations
 
 import json
-import logging
 import os
 
-from .code_security import DEFAULT_CONFIDENCE, DEFAULT_SEVERITY, LEVELS
-from .questions import SETS
-
-logger = logging.getLogger(__name__)
+from ..evaluation.code_security import DEFAULT_CONFIDENCE, DEFAULT_SEVERITY, LEVELS
+from ..evaluation.questions import SETS
 
 
 def add_arguments(p):
@@ -53,7 +50,12 @@ def add_arguments(p):
     g.add_argument("--judge-base-url", help="OpenAI-compatible endpoint for openai:MODEL (key: $OPENAI_API_KEY)")
     g.add_argument("--judge-batch-size", type=int, default=8, help="prompts per forward pass of a local judge")
     g.add_argument("--judge-chunk", type=int, default=32, help="judgments cached together (the most a failure loses)")
-    g.add_argument("--judge-retries", type=int, default=5, help="tries per request to an endpoint")
+    g.add_argument(
+        "--judge-retries",
+        type=int,
+        default=5,
+        help="retries per request to an endpoint after the first try (the openai SDK honours Retry-After)",
+    )
     g.add_argument(
         "--conscience",
         default="self",
@@ -75,29 +77,14 @@ def add_arguments(p):
     g.add_argument("--out", required=True, help="output directory (re-running resumes)")
 
 
-def _validate(args) -> None:
-    for name in (
-        "samples",
-        "batch_size",
-        "judge_batch_size",
-        "judge_chunk",
-        "max_new_tokens",
-        "judge_retries",
-        "bootstrap",
-    ):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.code_samples < 0:
-        raise ValueError(f"--code-samples must be >= 0, got {args.code_samples}")
-    if not 0 <= args.min_numeric_mass <= 1:
-        raise ValueError(f"--min-numeric-mass must be in [0, 1], got {args.min_numeric_mass}")
-
-
 def run(args) -> int:
-    from .pipeline import evaluate
+    from dataclasses import fields
 
-    _validate(args)
-    summary = evaluate(args)
+    from ..evaluation.options import EvalOptions
+    from ..evaluation.pipeline import evaluate
+
+    options = EvalOptions(**{f.name: getattr(args, f.name) for f in fields(EvalOptions)})
+    summary = evaluate(options)
     _print_summary(summary, args.out)
     return 0
 
