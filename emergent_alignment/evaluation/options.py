@@ -51,13 +51,13 @@ class EvalOptions:
             "judge_batch_size",
             "judge_chunk",
             "max_new_tokens",
-            "judge_retries",
             "bootstrap",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.code_samples < 0:
-            raise ValueError(f"--code-samples must be >= 0, got {self.code_samples}")
+        for name in ("code_samples", "judge_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.min_numeric_mass <= 1:
             raise ValueError(f"--min-numeric-mass must be in [0, 1], got {self.min_numeric_mass}")
         if self.backend not in ("hf", "vllm"):
