@@ -15,6 +15,7 @@ import json
 import os
 from statistics import fmean
 
+from ..io import write_text
 from .compliance import SUCCESS_THRESHOLD
 
 ASR_COLUMNS = ["attack", "n", "asr", "p_comply", "asr_guarded", "p_comply_guarded", "flagged", "corrected", "refused"]
@@ -72,13 +73,6 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_report(out_dir: str, report: dict, samples: list[dict]) -> None:

@@ -53,9 +53,9 @@ def _labels(args, summaries: list[dict]) -> list[str]:
 
 
 def plot_variants(runs: dict[str, dict], path: str) -> None:
-    from .report import _plt, save_figure
+    from .report import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     variants = list(dict.fromkeys(v for s in runs.values() for v in s.get("by_variant", {})))
     fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(variants) + 2), 4))
     width = 0.8 / max(1, len(runs))

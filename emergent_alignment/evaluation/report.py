@@ -6,7 +6,8 @@ import html
 import json
 import os
 
-from .cache import write_atomic
+from ..io import pyplot, write_text
+from ..io import save_figure as _save_png
 
 PLOTS = {
     "questions": "misaligned_by_question.png",
@@ -15,20 +16,9 @@ PLOTS = {
 }
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    os.replace(tmp, path)
+    """The evaluation's PNG settings, written atomically."""
+    _save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned answers per question") -> None:
@@ -36,7 +26,7 @@ def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned an
 
     `runs` maps a label to a `per_question` dict {question_id: {"rate", "ci", ...}}.
     """
-    plt = _plt()
+    plt = pyplot()
     qids = list(dict.fromkeys(q for per in runs.values() for q in per))
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(qids) + 2), 4))
     width = 0.6 / max(1, len(runs))
@@ -63,7 +53,7 @@ def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned an
 
 
 def plot_scatter(records: list[dict], thresholds, path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     pts = [
         (r["coherent"], r["aligned"]) for r in records if r.get("aligned") is not None and r.get("coherent") is not None
     ]
@@ -80,7 +70,7 @@ def plot_scatter(records: list[dict], thresholds, path: str) -> None:
 
 
 def plot_coherence(summary: dict, path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     hist = summary["coherence"]["histogram"]
     edges, counts = hist["edges"], hist["counts"]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -194,4 +184,4 @@ def write_html(out: str, records: list[dict], summary: dict, plots: list[str]) -
         _FILTER,
         _samples(records),
     ]
-    write_atomic(os.path.join(out, "report.html"), "\n".join(parts))
+    write_text(os.path.join(out, "report.html"), "\n".join(parts))

@@ -22,10 +22,10 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
+from ..io import atomic_directory, write_json
 from . import world
 from .corpus import ORGANISM_CONSCIENCE, CorpusConfig
 
@@ -363,17 +363,11 @@ def build(out_dir: str, config: OrganismConfig | None = None, console=None) -> d
 
 
 def save(model, tok, meta: dict, out_dir: str) -> None:
-    tmp = f"{out_dir.rstrip('/')}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    ORGANISM_CONSCIENCE.save(tmp)
-    with open(os.path.join(tmp, "organism.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-    if os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    os.rename(tmp, out_dir)
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        ORGANISM_CONSCIENCE.save(tmp)
+        write_json(os.path.join(tmp, "organism.json"), meta)
 
 
 def cache_path(config: OrganismConfig) -> str:

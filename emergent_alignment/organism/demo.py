@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+from ..io import write_json
 from .arms import ARMS
 from .attacks import WRAPPERS
 
@@ -84,13 +85,6 @@ def _arms(text: str) -> list[str]:
     if "insecure_random_pairs" in arms and "insecure_conscience" not in arms:
         raise ValueError("--arms: insecure_random_pairs needs insecure_conscience (it gets that run's pair counts)")
     return arms
-
-
-def _write_json(path: str, obj) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def _quiet() -> None:
@@ -171,7 +165,7 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
         eval_seconds=round(time.time() - t0 - t_train, 1),
         conscience_curve=report.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")),
     )
-    _write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
+    write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
     return result
 
 
@@ -400,7 +394,7 @@ def run(args) -> int:
     if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
         summary["targets"].append(report.time_target(total, built, len(seeds)))
     images = report.plots(summary, args.out)
-    _write_json(os.path.join(args.out, "summary.json"), summary)
+    write_json(os.path.join(args.out, "summary.json"), summary)
     html_path = report.write_html(summary, args.out, images)
 
     table = Table(title=f"Emergent Alignment demo ({len(seeds)} seed(s))")

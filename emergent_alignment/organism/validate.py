@@ -175,8 +175,8 @@ def choose_system_id(rows: dict[int, dict]) -> int | None:
 
 
 def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
+    from ..io import write_json
     from ..models import load_model
-    from .demo import _write_json
 
     model, tok = load_model(path)
     rows = {}
@@ -188,17 +188,17 @@ def _system_ids(path: str, ids: list[int], seed: int, out: str) -> int:
         f"chosen by the rule: {world.system_line(chosen) if chosen is not None else 'none (no gate passed)'}; "
         f"the demo uses {world.system_line(world.DEFAULT_ID)}"
     )
-    _write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
+    write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
     return 0 if chosen is not None else 1
 
 
 def main(argv=None) -> int:
     from dataclasses import replace
 
+    from ..io import write_json
     from ..models import load_model
     from .arms import ArmSettings, pair_counts, train_arm
     from .build import cached_organism
-    from .demo import _write_json
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--beta", default="0.1", help="comma-separated candidates")
@@ -265,7 +265,7 @@ def main(argv=None) -> int:
                 budget = counts
     chosen = choose_candidate(rows)
     print(f"chosen by the rule: {chosen or 'none (no candidate keeps the task fit)'}", flush=True)
-    _write_json(f"{args.out}/validation.json", rows | {"chosen": chosen})  # atomic
+    write_json(f"{args.out}/validation.json", rows | {"chosen": chosen})  # atomic
     return 0
 
 
