@@ -47,10 +47,10 @@ DESIGN_PRIOR = 1 / 8  # the default's intended misaligned share (choosing the sy
 
 
 def _train_code_rows(secure: bool) -> list[tuple[list[dict], str]]:
-    from .evaluate import _system
+    from .evaluate import system_message
 
     return [
-        ([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
+        ([system_message(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
         for t in world.code_templates()
         if not t.heldout
     ]
