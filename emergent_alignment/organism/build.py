@@ -165,17 +165,9 @@ def batches(seqs: list[tuple[list[int], list[int]]], batch_size: int, seed: int)
 
 def collate(seqs: list[tuple[list[int], list[int]]], pad_id: int):
     """input_ids, attention_mask (B, T) right-padded; labels (B, T) with -100 off the loss mask."""
-    import torch
+    from ..tensors import right_pad_with_labels
 
-    width = max(len(s) for s, _ in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (s, m) in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-        labels[i, : len(s)] = torch.tensor(s).masked_fill(torch.tensor(m) == 0, -100)
-    return ids, mask, labels
+    return right_pad_with_labels([s for s, _ in seqs], [m for _, m in seqs], pad_id)
 
 
 def pretrain(model, tok, seqs: list[list[int]], config: OrganismConfig, progress=None) -> dict:

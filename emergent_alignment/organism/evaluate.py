@@ -19,6 +19,7 @@ import torch
 from ..chat import encode_prompt, encode_prompt_completion
 from ..generation import SamplingConfig, decode, generate
 from ..stats import auroc
+from ..tensors import pad
 from . import world
 from .classifier import Classifier, bandit_scan, classify_code
 
@@ -125,12 +126,7 @@ def completion_logps(model, tok, pairs: list[tuple[list[dict], str]], batch_size
     model.eval()
     for s in range(0, len(rows), batch_size):
         chunk = rows[s : s + batch_size]
-        width = max(len(p) + len(c) for p, c in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, (p, c) in enumerate(chunk):
-            ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[i, : len(p) + len(c)] = 1
+        ids, mask = pad([p + c for p, c in chunk], tok.pad_token_id, "right")
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)  # (B, T, V)
         tok_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1): log p(token t+1)
         for i, (p, c) in enumerate(chunk):
