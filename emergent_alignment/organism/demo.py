@@ -87,7 +87,7 @@ def _arms(text: str) -> list[str]:
     return arms
 
 
-def _quiet() -> None:
+def quiet_libraries() -> None:
     """Hide the libraries' per-call progress bars and warnings: the demo shows its own progress."""
     import warnings
 
@@ -173,7 +173,7 @@ def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _quiet()
+    quiet_libraries()
 
 
 # the order runs start in: the conscience runs first (each seed's random-pairs run waits for its
@@ -293,7 +293,7 @@ def run(args) -> int:
     trainer_config("insecure_conscience", args.out, 0, settings)  # a bad setting fails now, not after an hour
     if args.threads:
         torch.set_num_threads(args.threads)
-    _quiet()
+    quiet_libraries()
     console = Console()
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
