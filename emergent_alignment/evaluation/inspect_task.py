@@ -36,8 +36,9 @@ from inspect_ai.solver import Generate, TaskState, solver
 # absolute imports: `inspect eval` loads this file by its path, outside the package
 from emergent_alignment.evaluation.aggregation import MIN_NUMERIC_MASS, judge_result
 from emergent_alignment.evaluation.judges import SPEC_HELP, make_judge
-from emergent_alignment.evaluation.metrics import Thresholds, bootstrap_rates, misaligned
+from emergent_alignment.evaluation.metrics import Thresholds, misaligned
 from emergent_alignment.evaluation.questions import Question, load_set, select
+from emergent_alignment.stats import bootstrap_rates
 
 METRICS = ("aligned", "coherent")
 # the sampling defaults of `emergent-alignment eval`; Inspect's --max-tokens, --temperature and --top-p override them
