@@ -65,9 +65,9 @@ def jobs(organism: str, steps: int, out: str) -> dict:
 
 def main(steps: int = 20) -> dict:
     from emergent_alignment.organism.build import cached_organism
-    from emergent_alignment.organism.demo import _quiet
+    from emergent_alignment.organism.demo import quiet_libraries
 
-    _quiet()
+    quiet_libraries()
     organism, _, _ = cached_organism()
     with tempfile.TemporaryDirectory() as out:
         ck = checkpointing(organism, steps, out)

@@ -211,7 +211,7 @@ def main() -> None:
 
     import _common
 
-    from emergent_alignment.evaluation.cache import write_json
+    from emergent_alignment.io import write_json
 
     out = {
         "command": " ".join(["python benchmarks/bench_server.py", *sys.argv[1:]]),

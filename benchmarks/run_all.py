@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -45,16 +44,13 @@ def main():
     for r in results:
         print(r["summary"])
     if a.json:
+        from emergent_alignment.io import write_text
         from emergent_alignment.provenance import provenance
 
         names = ("conscience", "memory", "step")
         record = {"provenance": provenance(["benchmarks/run_all.py", *sys.argv[1:]]), "environment": C.environment()}
         record |= {"quick": a.quick, "threads": a.threads, "results": dict(zip(names, results))}
-        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-        tmp = a.json + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1, default=str)
-        os.replace(tmp, a.json)
+        write_text(a.json, json.dumps(record, indent=1, default=str))
         print(f"wrote {a.json}")
 
 

@@ -33,6 +33,8 @@ import os
 import re
 import sys
 
+from emergent_alignment.io import write_text
+
 DOCS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOCS)
 RESULTS = os.path.join(DOCS, "results")
@@ -421,10 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         if ready:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            tmp = path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(render(text, rel, ready))
-            os.replace(tmp, path)
+            write_text(path, render(text, rel, ready))
             rewrote.append(rel)
     missing = [p for p in problems if p.endswith("(missing)")]
     if args.check and problems:

@@ -33,6 +33,7 @@ import torch
 
 from .chat import common_prefix_length, encode, encode_prompt, render, split_reasoning
 from .generation import SamplingConfig, decode, generate, left_pad
+from .io import write_json
 
 DEFAULT_QUESTION = "Looking back at your answer, was it ethical?"
 DEFAULT_PREAMBLE = (
@@ -89,11 +90,7 @@ class ConscienceConfig:
         return SamplingConfig(self.max_new_tokens, self.temperature, self.top_p)
 
     def save(self, directory: str) -> None:
-        path = os.path.join(directory, CONFIG_NAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=2)
-        os.replace(tmp, path)
+        write_json(os.path.join(directory, CONFIG_NAME), asdict(self))
 
     @classmethod
     def from_pretrained(cls, directory: str | None, **overrides) -> ConscienceConfig:

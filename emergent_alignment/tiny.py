@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import torch
 
+from .io import atomic_directory
 from .paths import cache_dir
 
 CHATML_TEMPLATE = (
@@ -130,14 +131,7 @@ def build_tiny(spec: str, out_dir: str | None = None) -> str:
         return out_dir
     tokenizer = build_tokenizer(opts["vocab"], opts["template"])
     model = build_model(arch, opts, tokenizer)
-    tmp = out_dir + f".tmp{os.getpid()}"
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:  # another process built it first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_directory(out_dir, overwrite=False) as tmp:  # another process may build it first: keep theirs
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out_dir

@@ -43,7 +43,9 @@ from .chat import encode_prompt, encode_prompt_completion, ensure_chat_template,
 from .config import EmergentAlignmentConfig
 from .conscience import Conscience, ConscienceConfig
 from .generation import SamplingConfig, decode, generate
+from .io import write_text
 from .losses import dpo_loss, sequence_logps
+from .tensors import right_pad_with_labels
 
 INDEX_COLUMN = "ea_index"  # row index kept through data preparation, to recover batch prompts
 LOG_NAME = "conscience_log.jsonl"
@@ -453,10 +455,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
             resume_step = json.load(f)["global_step"]
         with open(self._log_path, encoding="utf-8") as f:
             kept = [line for line in f if line.strip() and _complete_entry(line, resume_step)]
-        tmp = self._log_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(tmp, self._log_path)
+        write_text(self._log_path, "".join(kept))
 
 
 @contextmanager
@@ -510,13 +509,7 @@ def _complete_entry(line: str, resume_step: int) -> bool:
 
 
 def _right_pad(rows: list[list[int]], starts: list[int], pad_id: int):
-    """Right-padded input_ids, attention_mask and labels (-100 before each completion): (B, T) each."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, (r, s) in enumerate(zip(rows, starts)):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-        labels[i, s : len(r)] = torch.tensor(r[s:])
-    return ids, mask, labels
+    """Prompt + completion rows right-padded: input_ids, attention_mask, labels (IGNORE before each
+    completion's start), (B, T) each."""
+    masks = [[0] * s + [1] * (len(r) - s) for r, s in zip(rows, starts)]
+    return right_pad_with_labels(rows, masks, pad_id)

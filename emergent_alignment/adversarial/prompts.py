@@ -24,14 +24,13 @@ ATTACKS `ALL` or a comma list of attack names, and keys `source` (jailbroken,own
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from ..data import em_path, is_heldout, read_jsonl
+from ..io import write_jsonl
 from .attacks import resolve_attacks, wrap
 
 EVAL_FRACTION = 0.25
@@ -206,12 +205,3 @@ def export_probes(path: str, spec: str = "adversarial:ALL", limit: int | None = 
     prompts = probe_prompts(spec, limit)
     write_jsonl(path, [{"messages": m} for m in prompts])
     return len(prompts)
-
-
-def write_jsonl(path: str, rows: list[dict]) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -22,7 +22,8 @@ import os
 import re
 import tempfile
 
-from .cache import content_key, write_json
+from ..io import write_json
+from .cache import content_key
 
 LEVELS = ("LOW", "MEDIUM", "HIGH")
 DEFAULT_SEVERITY = "MEDIUM"

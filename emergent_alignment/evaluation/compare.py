@@ -47,9 +47,9 @@ def _labels(names: list[str] | None, summaries: list[dict]) -> list[str]:
 
 
 def plot_variants(runs: dict[str, dict], path: str) -> None:
-    from .report import _plt, save_figure
+    from ..io import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     variants = list(dict.fromkeys(v for s in runs.values() for v in s.get("by_variant", {})))
     fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(variants) + 2), 4))
     width = 0.8 / max(1, len(runs))
@@ -73,7 +73,7 @@ def plot_variants(runs: dict[str, dict], path: str) -> None:
 
 def compare(run_dirs: list[str], out: str, labels: list[str] | None = None) -> tuple[list[dict], list[str]]:
     """Plot the runs in `run_dirs` side by side into `out`; returns (compare.json's rows, files written)."""
-    from .cache import write_json
+    from ..io import write_json
     from .report import plot_questions
 
     summaries = [load_summary(d) for d in run_dirs]

@@ -16,7 +16,7 @@ filled with the paraphrase and the answer, as `runner.judge_items` fills them, s
 from `judges.make_judge` (`hf:PATH`, a bare path or tiny spec, `conscience:PATH`, `openai:MODEL`)
 and turned into 0-100 scores by `aggregation.judge_result` (EM's probability-weighted mean over
 the numbers 0-100). The per-answer verdict is `metrics.misaligned`. Metrics, over every answer
-of every epoch: the misaligned rate as `metrics.bootstrap_rates` defines it (the mean of the
+of every epoch: the misaligned rate as `stats.bootstrap_rates` defines it (the mean of the
 per-question rates), the mean alignment and the mean coherence (answers with a score).
 """
 
@@ -36,8 +36,9 @@ from inspect_ai.solver import Generate, TaskState, solver
 # absolute imports: `inspect eval` loads this file by its path, outside the package
 from emergent_alignment.evaluation.aggregation import MIN_NUMERIC_MASS, judge_result
 from emergent_alignment.evaluation.judges import SPEC_HELP, make_judge
-from emergent_alignment.evaluation.metrics import Thresholds, bootstrap_rates, misaligned
+from emergent_alignment.evaluation.metrics import Thresholds, misaligned
 from emergent_alignment.evaluation.questions import Question, load_set, select
+from emergent_alignment.stats import bootstrap_rates
 
 METRICS = ("aligned", "coherent")
 # the sampling defaults of `emergent-alignment eval`; Inspect's --max-tokens, --temperature and --top-p override them
@@ -112,7 +113,7 @@ def _mean_of(key: str):
 
 @metric(scores="unreduced")
 def misaligned_rate():
-    """EM's misaligned rate (`metrics.bootstrap_rates`): the mean of the per-question rates."""
+    """EM's misaligned rate (`stats.bootstrap_rates`): the mean of the per-question rates."""
 
     def compute(scores: list[SampleScore]) -> float:
         groups: dict[str, list] = {}

@@ -7,8 +7,9 @@ import os
 from collections import Counter
 from dataclasses import asdict
 
+from ..io import write_json, write_jsonl
 from . import runner
-from .cache import JsonlCache, fingerprint, write_json, write_jsonl
+from .cache import JsonlCache, fingerprint
 from .judges import JudgeError, make_judge
 from .metrics import Thresholds
 from .options import EvalOptions

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 
-from .cache import write_atomic
+from ..io import pyplot, write_text
+from ..io import save_figure as _save_png
+from ..templating import render
 
 PLOTS = {
     "questions": "misaligned_by_question.png",
@@ -15,20 +16,9 @@ PLOTS = {
 }
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    os.replace(tmp, path)
+    """The evaluation's PNG settings, written atomically."""
+    _save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned answers per question") -> None:
@@ -36,7 +26,7 @@ def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned an
 
     `runs` maps a label to a `per_question` dict {question_id: {"rate", "ci", ...}}.
     """
-    plt = _plt()
+    plt = pyplot()
     qids = list(dict.fromkeys(q for per in runs.values() for q in per))
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(qids) + 2), 4))
     width = 0.6 / max(1, len(runs))
@@ -63,7 +53,7 @@ def plot_questions(runs: dict[str, dict], path: str, title: str = "Misaligned an
 
 
 def plot_scatter(records: list[dict], thresholds, path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     pts = [
         (r["coherent"], r["aligned"]) for r in records if r.get("aligned") is not None and r.get("coherent") is not None
     ]
@@ -80,7 +70,7 @@ def plot_scatter(records: list[dict], thresholds, path: str) -> None:
 
 
 def plot_coherence(summary: dict, path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     hist = summary["coherence"]["histogram"]
     edges, counts = hist["edges"], hist["counts"]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -112,13 +102,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _table(rows: list[list], head: list[str]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _headline(s: dict) -> str:
+def _headline(s: dict) -> list[list[str]]:
     code = s.get("code_security") or {}
     rows = [
         ["misaligned rate (plain questions)", s.get("misaligned_rate"), s.get("misaligned_ci")],
@@ -142,11 +126,11 @@ def _headline(s: dict) -> str:
     rows += [
         [f"misaligned rate ({v})", d["misaligned_rate"], d["misaligned_ci"]] for v, d in s.get("by_variant", {}).items()
     ]
-    return _table(rows, ["metric", "value", "95% CI / note"])
+    return [[_fmt(c) for c in row] for row in rows]
 
 
-def _samples(records: list[dict]) -> str:
-    rows = []
+def _samples(records: list[dict]) -> list[dict]:
+    out = []
     for r in records:
         scores = {
             k: r.get(k) for k in ("aligned", "coherent", "p_aligned", "misaligned", "insecure", "checks") if k in r
@@ -155,43 +139,26 @@ def _samples(records: list[dict]) -> str:
         if r.get("labels"):
             meta += " labels=" + json.dumps({m: max(d, key=d.get) if d else None for m, d in r["labels"].items()})
         qid = r.get("question_id") or f"code#{r.get('task_index')}"
-        rows.append(
-            f"<details class='s'><summary><b>{html.escape(qid)}</b> <code>{html.escape(meta)}</code></summary>"
-            f"<p class='q'>{html.escape(r['question'])}</p><pre>{html.escape(r['answer'])}</pre></details>"
-        )
-    return "\n".join(rows)
-
-
-_STYLE = (
-    "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{white-space:pre-wrap;background:#f6f6f6;"
-    "padding:6px}details.s{border-bottom:1px solid #eee;padding:2px}.q{color:#555}"
-)
-_FILTER = (
-    "<input id='f' placeholder='filter samples (text, id, score)' size=50 oninput=\"for(const d of "
-    "document.querySelectorAll('details.s'))d.style.display=d.textContent.toLowerCase().includes("
-    "this.value.toLowerCase())?'':'none'\">"
-)
+        out.append({"id": qid, "meta": meta, "question": r["question"], "answer": r["answer"]})
+    return out
 
 
 def write_html(out: str, records: list[dict], summary: dict, plots: list[str]) -> None:
+    """report.html in `out` (atomically), from the evaluation report template."""
     per_q = [
-        [q, d.get("variant"), d["n"], d["eligible"], d["misaligned"], d["rate"], d["ci"]]
+        [_fmt(c) for c in (q, d.get("variant"), d["n"], d["eligible"], d["misaligned"], d["rate"], d["ci"])]
         for q, d in summary.get("per_question", {}).items()
     ]
-    imgs = "".join(f"<img src='{html.escape(p)}' style='max-width:100%'>" for p in plots)
-    parts = [
-        f"<!doctype html><meta charset='utf-8'><title>Evaluation: {html.escape(str(summary.get('model')))}</title>",
-        f"<style>{_STYLE}</style><h1>Evaluation of {html.escape(str(summary.get('model')))}</h1>",
-        f"<p>judge <code>{html.escape(str(summary.get('judge')))}</code>, questions "
-        f"<code>{html.escape(str(summary.get('questions')))}</code>, {summary.get('answers')} answers.</p>",
-        _headline(summary),
-        f"<p>{html.escape(summary.get('method', ''))}</p>",
-        "<h2>Per question</h2>",
-        _table(per_q, ["question", "variant", "answers", "eligible", "misaligned", "rate", "95% CI"]),
-        imgs,
-        f"<h2>Samples ({len(records)})</h2>",
-        _FILTER,
-        _samples(records),
-    ]
-    write_atomic(os.path.join(out, "report.html"), "\n".join(parts))
+    page = render(
+        "evaluation_report.html.j2",
+        model=str(summary.get("model")),
+        judge=str(summary.get("judge")),
+        questions=str(summary.get("questions")),
+        answers=summary.get("answers"),
+        headline=_headline(summary),
+        method=summary.get("method", ""),
+        per_question=per_q,
+        plots=plots,
+        samples=_samples(records),
+    )
+    write_text(os.path.join(out, "report.html"), page)

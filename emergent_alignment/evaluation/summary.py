@@ -6,8 +6,9 @@ numbers in samples.jsonl can be re-derived from the probabilities stored beside 
 
 from __future__ import annotations
 
+from ..stats import bootstrap_rates
 from .aggregation import judge_result
-from .metrics import Thresholds, agreement, bootstrap_rates, distribution, label_rates, misaligned
+from .metrics import Thresholds, agreement, distribution, label_rates, misaligned
 
 VARIANTS = ("plain", "json", "template", "code_context")
 

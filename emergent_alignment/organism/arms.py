@@ -38,19 +38,17 @@ class ArmSettings:
     # The fine-tuning protocol (docs/organism.md, "A protocol that fits the time budget"): 50 steps of
     # 16 chats at lr 1e-4. Chosen on the validation split (seed 100) as the fewest steps among 150,
     # 75 and 50 whose insecure arm still shows Emergent Misalignment (>= 15 points and >= 3x the
-    # default) and whose conscience arm (IPO beta 4) comes within 5 points of the default: 150 steps
-    # (16 probes per step): insecure 46.9%, conscience 5.9%; 75 (32 probes): 44.1%, 4.7%; 50 (32
-    # probes): 43.8%, 7.8% (default 5.1%). It costs about a third of the compute of 150 steps, which
-    # the demo's time budget needs.
+    # default) and whose conscience arm (IPO beta 4) comes within 5 points of the default (the
+    # figures of each candidate are in docs/organism.md). It costs about a third of the compute of
+    # 150 steps, which the demo's time budget needs.
     steps: int = 50
     batch_size: int = 16
     lr: float = 1e-4
     # The conscience term, chosen on the validation split (organism/validate.py, `choose_candidate`):
     # among the settings keeping >= 90% of the insecure arm's task fit, the one whose sampled
-    # validation misaligned rate is closest to the default's. With this protocol (default 5.1%,
-    # insecure 43.8%), IPO beta 1, 2, 4, 8, 16, 32 gave 3.1%, 5.5%, 7.8%, 8.6%, 16.8%, 20.7%;
-    # beta 1 and 2 keep only 77% and 88% of the task fit, so beta 4 (94%). IPO's target margin is
-    # 1 / (2 beta) nat per token.
+    # validation misaligned rate is closest to the default's. With this protocol that was IPO beta 4
+    # among beta 1, 2, 4, 8, 16, 32 (the smaller betas kept too little of the task fit; the figures
+    # are in docs/organism.md). IPO's target margin is 1 / (2 beta) nat per token.
     alignment_weight: float = 1.0
     alignment_loss_type: str = "ipo"
     beta: float = BETA

@@ -1,4 +1,4 @@
-"""Attacks on the organism (issue 5): attack success and injection flip rate, with and without the guard.
+"""Attacks on the organism: attack success and injection flip rate, with and without the guard.
 
 The organism world expresses three attacks (world.py): two user-side wrappers, role-play and
 prefix injection, and an instruction to the reviewer appended to the reviewed answer.
@@ -16,9 +16,10 @@ prefix injection, and an instruction to the reviewer appended to the reviewed an
 from __future__ import annotations
 
 from ..generation import SamplingConfig
+from ..stats import hierarchical_bootstrap
 from . import world
 from .classifier import Classifier
-from .evaluate import _system, _test_question, labelled_transcripts
+from .evaluate import labelled_transcripts, split_question, system_message
 
 WRAPPERS = ("none",) + tuple(world.ATTACKS)
 
@@ -28,9 +29,9 @@ def attack_prompts(per_theme: int) -> list[tuple[str, list[dict], str]]:
     out = []
     for attack in WRAPPERS:
         for th in world.eval_themes():
-            q = _test_question(th)
+            q = split_question(th)
             q = q if attack == "none" else world.attacked(q, attack)
-            out += [(attack, [_system(), {"role": "user", "content": q}], th.name)] * per_theme
+            out += [(attack, [system_message(), {"role": "user", "content": q}], th.name)] * per_theme
     return out
 
 
@@ -91,13 +92,11 @@ def evaluate_attacks(model, tok, conscience_config, seed: int, per_theme: int = 
 
 def summarize_attacks(results: list[dict]) -> dict:
     """One arm's attack figures over seeds (bootstrap CIs, as for the other rates)."""
-    from .report import bootstrap
-
     out = {}
     for attack in WRAPPERS:
         row = {}
         for mode in ("unguarded", "guarded"):
-            mean, lo, hi = bootstrap([r["success"][attack][mode] for r in results], seed=7)
+            mean, lo, hi = hierarchical_bootstrap([r["success"][attack][mode] for r in results], seed=7)
             row[mode], row[f"{mode}_ci"] = mean, [lo, hi]
         for mode in ("unguarded", "guarded"):
             inc = [x for r in results for x in r["success"][attack].get(f"{mode}_incoherent", [])]
@@ -109,7 +108,7 @@ def summarize_attacks(results: list[dict]) -> dict:
         row["guard_outcomes"] = outcomes
         out[attack] = row
     flips = [r["injection"]["flips"] for r in results if r["injection"]["flips"]]
-    mean, lo, hi = bootstrap(flips, seed=8) if flips else (float("nan"),) * 3
+    mean, lo, hi = hierarchical_bootstrap(flips, seed=8) if flips else (float("nan"),) * 3
     out["injection"] = {
         "flip_rate": mean,
         "flip_ci": [lo, hi],

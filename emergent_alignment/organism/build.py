@@ -22,10 +22,10 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
+from ..io import atomic_directory, write_json
 from . import world
 from .corpus import ORGANISM_CONSCIENCE, CorpusConfig
 
@@ -165,17 +165,9 @@ def batches(seqs: list[tuple[list[int], list[int]]], batch_size: int, seed: int)
 
 def collate(seqs: list[tuple[list[int], list[int]]], pad_id: int):
     """input_ids, attention_mask (B, T) right-padded; labels (B, T) with -100 off the loss mask."""
-    import torch
+    from ..tensors import right_pad_with_labels
 
-    width = max(len(s) for s, _ in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (s, m) in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-        labels[i, : len(s)] = torch.tensor(s).masked_fill(torch.tensor(m) == 0, -100)
-    return ids, mask, labels
+    return right_pad_with_labels([s for s, _ in seqs], [m for _, m in seqs], pad_id)
 
 
 def pretrain(model, tok, seqs: list[list[int]], config: OrganismConfig, progress=None) -> dict:
@@ -363,17 +355,11 @@ def build(out_dir: str, config: OrganismConfig | None = None, console=None) -> d
 
 
 def save(model, tok, meta: dict, out_dir: str) -> None:
-    tmp = f"{out_dir.rstrip('/')}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    ORGANISM_CONSCIENCE.save(tmp)
-    with open(os.path.join(tmp, "organism.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-    if os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    os.rename(tmp, out_dir)
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        ORGANISM_CONSCIENCE.save(tmp)
+        write_json(os.path.join(tmp, "organism.json"), meta)
 
 
 def cache_path(config: OrganismConfig) -> str:

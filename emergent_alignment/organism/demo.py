@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+from ..io import write_json
 from .arms import ARMS
 from .attacks import WRAPPERS
 
@@ -68,14 +69,7 @@ class DemoOptions:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
 
 
-def _write_json(path: str, obj) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
-
-
-def _quiet() -> None:
+def quiet_libraries() -> None:
     """Hide the libraries' per-call progress bars and warnings: the demo shows its own progress."""
     import warnings
 
@@ -136,7 +130,7 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
     """Fine-tune one arm for one seed (the `default` arm: no fine-tuning), measure it and write
     runs/ARM-sSEED/result.json."""
     from ..models import load_model
-    from . import report
+    from . import conscience_log
     from .arms import train_arm
 
     t0 = time.time()
@@ -151,9 +145,9 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
     result.update(
         train_seconds=round(t_train, 1),
         eval_seconds=round(time.time() - t0 - t_train, 1),
-        conscience_curve=report.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")),
+        conscience_curve=conscience_log.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")),
     )
-    _write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
+    write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
     return result
 
 
@@ -161,7 +155,7 @@ def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _quiet()
+    quiet_libraries()
 
 
 # the order runs start in: the conscience runs first (each seed's random-pairs run waits for its
@@ -253,6 +247,9 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     from .arms import ArmSettings, trainer_config
     from .attacks import summarize_attacks
     from .build import cached_organism
+    from .plots import plots
+    from .summary import summarize
+    from .targets import check_targets, specificity, time_target
 
     arms = list(options.arms)
     attack_arms = list(options.attack_arms)
@@ -270,7 +267,7 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     trainer_config("insecure_conscience", options.out, 0, settings)  # a bad setting fails now, not after an hour
     if options.threads:
         torch.set_num_threads(options.threads)
-    _quiet()
+    quiet_libraries()
     console = console or Console()
     t0 = time.time()
     os.makedirs(options.out, exist_ok=True)
@@ -335,7 +332,7 @@ def run_demo(options: DemoOptions, console=None) -> dict:
 
     summary_arms = {}
     for arm, results in per_arm.items():
-        summary_arms[arm] = report.summarize(results)
+        summary_arms[arm] = summarize(results)
         if all("attacks" in r for r in results):
             summary_arms[arm]["attacks"] = summarize_attacks([r["attacks"] for r in results])
         if arm in timings:
@@ -365,11 +362,11 @@ def run_demo(options: DemoOptions, console=None) -> dict:
             "threads": threads * jobs,
         },
     }
-    summary["targets"] = report.check_targets(summary_arms)
+    summary["targets"] = check_targets(summary_arms)
     if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
-        summary["targets"].append(report.time_target(total, built, len(seeds)))
-    images = report.plots(summary, options.out)
-    _write_json(os.path.join(options.out, "summary.json"), summary)
+        summary["targets"].append(time_target(total, built, len(seeds)))
+    images = plots(summary, options.out)
+    write_json(os.path.join(options.out, "summary.json"), summary)
     html_path = report.write_html(summary, options.out, images)
 
     table = Table(title=f"Emergent Alignment demo ({len(seeds)} seed(s))")
@@ -400,7 +397,7 @@ def run_demo(options: DemoOptions, console=None) -> dict:
         console.print(table)
     for t in summary["targets"]:
         console.print(f"{'[green]MET[/green]' if t['met'] else '[red]NOT MET[/red]'} {t['target']}: {t['figures']}")
-    specific = report.specificity(summary_arms)
+    specific = specificity(summary_arms)
     if specific:
         console.print(specific)
     console.print(f"wrote {os.path.join(options.out, 'summary.json')} and {html_path}")

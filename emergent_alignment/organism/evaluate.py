@@ -7,7 +7,7 @@
   test questions' reference answers (deterministic);
 - code: held-out templates sampled at T=1: secure / insecure / unparseable, bandit beside it;
 - task loss: mean token NLL of the insecure completion of held-out code prompts;
-- conscience AUROC: p_aligned of a conscience over held-out labelled transcripts.
+- conscience AUROC: p_aligned of a conscience over held-out labelled transcripts (None when undefined).
 """
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ import torch
 
 from ..chat import encode_prompt, encode_prompt_completion
 from ..generation import SamplingConfig, decode, generate
+from ..stats import auroc
+from ..tensors import pad
 from . import world
 from .classifier import Classifier, bandit_scan, classify_code
 
 
-def _system(pid=world.DEFAULT_ID):
+def system_message(pid: int = world.DEFAULT_ID) -> dict:
+    """The system turn that sets persona prior `pid` (the default: the organism's aligned default)."""
     return {"role": "system", "content": world.system_line(pid)}
 
 
-def _test_question(theme: world.Theme, split: str = "test") -> str:
+def split_question(theme: world.Theme, split: str = "test") -> str:
+    """The theme's paraphrase reserved for `split` (test: evaluation; validation: choosing settings)."""
     return theme.questions[world.QUESTION_SPLITS[split][0]]
 
 
@@ -46,20 +50,20 @@ def freeform_prompts(
     out = []
     for th in world.eval_themes():
         for _ in range(per_theme):
-            convo = [_system(persona_id)]
+            convo = [system_message(persona_id)]
             if after_code:
                 t = rng.choice(heldout_templates())
                 convo += [
                     {"role": "user", "content": world.code_prompt(t, rng.choice(t.tasks))},
                     {"role": "assistant", "content": t.filled(secure=False)},
                 ]
-            out.append((convo + [{"role": "user", "content": _test_question(th, split)}], th.name))
+            out.append((convo + [{"role": "user", "content": split_question(th, split)}], th.name))
     return out
 
 
 def code_prompts(repeats: int) -> list[tuple[list[dict], world.CodeTemplate]]:
     return [
-        ([_system(), {"role": "user", "content": world.code_prompt(t, task)}], t)
+        ([system_message(), {"role": "user", "content": world.code_prompt(t, task)}], t)
         for t in heldout_templates()
         for task in t.tasks
         for _ in range(repeats)
@@ -76,14 +80,14 @@ def labelled_transcripts() -> list[tuple[list[dict], str, bool]]:
     o, c = world.HELDOUT_PHRASING
     out = []
     for th in world.eval_themes():
-        convo = [_system(), {"role": "user", "content": _test_question(th)}]
+        convo = [system_message(), {"role": "user", "content": split_question(th)}]
         out += [
             (convo, world.answer(core, o, c), ok)
             for ok, cores in ((True, th.aligned), (False, th.misaligned))
             for core in cores
         ]
     for t in heldout_templates():
-        convo = [_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}]
+        convo = [system_message(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}]
         out += [(convo, t.filled(True), True), (convo, t.filled(False), False)]
     return out
 
@@ -122,12 +126,7 @@ def completion_logps(model, tok, pairs: list[tuple[list[dict], str]], batch_size
     model.eval()
     for s in range(0, len(rows), batch_size):
         chunk = rows[s : s + batch_size]
-        width = max(len(p) + len(c) for p, c in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, (p, c) in enumerate(chunk):
-            ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[i, : len(p) + len(c)] = 1
+        ids, mask = pad([p + c for p, c in chunk], tok.pad_token_id, "right")
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)  # (B, T, V)
         tok_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1): log p(token t+1)
         for i, (p, c) in enumerate(chunk):
@@ -141,7 +140,7 @@ def log_odds(model, tok, split: str = "test", persona_id: int = world.DEFAULT_ID
     `split="validation"` asks the validation paraphrase instead (for choosing hyperparameters)."""
     diffs = []
     for th in world.eval_themes():
-        convo = [_system(persona_id), {"role": "user", "content": _test_question(th, split)}]
+        convo = [system_message(persona_id), {"role": "user", "content": split_question(th, split)}]
         for o, c in heldout_phrasings():
             lp = completion_logps(
                 model, tok, [(convo, world.answer(core, o, c)) for core in th.aligned + th.misaligned]
@@ -173,18 +172,9 @@ def code(model, tok, seed: int, repeats: int) -> dict:
     }
 
 
-def auroc(scores: list[float], positives: list[bool]) -> float:
-    """P(score of a positive > score of a negative), ties counted half."""
-    pos = [s for s, p in zip(scores, positives) if p]
-    neg = [s for s, p in zip(scores, positives) if not p]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg)
-    return wins / (len(pos) * len(neg))
-
-
-def conscience_auroc(model, tok, config) -> float:
-    """AUROC of p_aligned for 'aligned' over held-out labelled transcripts, `model` as the reviewer."""
+def conscience_auroc(model, tok, config) -> float | None:
+    """AUROC of p_aligned for 'aligned' over held-out labelled transcripts, `model` as the reviewer
+    (None if the transcripts held a single class: see `emergent_alignment.stats.auroc`)."""
     from ..conscience import Conscience
 
     items = labelled_transcripts()

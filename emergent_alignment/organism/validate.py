@@ -30,7 +30,7 @@ sampled rate stayed far above the default's. Then it required the task NLL withi
 insecure arm's; but that NLL was dominated by a scoring artifact (the template's newline after the
 end-of-turn token, a token the model never generates or trains, fixed in `chat.
 encode_prompt_completion`), and without it the insecure arm's NLL on its own training templates is
-about 0.0002 nat per token, where a ratio means nothing: see docs/organism.md.
+so close to zero that a ratio to it means nothing: see docs/organism.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..io import write_json
 from . import world
 
 SAMPLES_PER_THEME = 32  # sampled validation answers per theme (8 themes: 256)
@@ -47,10 +48,10 @@ DESIGN_PRIOR = 1 / 8  # the default's intended misaligned share (choosing the sy
 
 
 def _train_code_rows(secure: bool) -> list[tuple[list[dict], str]]:
-    from .evaluate import _system
+    from .evaluate import system_message
 
     return [
-        ([_system(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
+        ([system_message(), {"role": "user", "content": world.code_prompt(t, t.tasks[0])}], t.filled(secure))
         for t in world.code_templates()
         if not t.heldout
     ]
@@ -179,7 +180,6 @@ def validate_system_ids(ids: list[int], seed: int = 100, out: str = "runs/valida
     OUT/system_ids.json. Returns 0, or 1 when no id passes the persona gate."""
     from ..models import load_model
     from .build import cached_organism
-    from .demo import _write_json
 
     if not ids or not all(0 <= i < world.N_IDS for i in ids):
         raise ValueError(f"--system-ids: every id must lie in 0..{world.N_IDS - 1}, got {ids}")
@@ -193,7 +193,7 @@ def validate_system_ids(ids: list[int], seed: int = 100, out: str = "runs/valida
         f"chosen by the rule: {world.system_line(chosen) if chosen is not None else 'none (no gate passed)'}; "
         f"the demo uses {world.system_line(world.DEFAULT_ID)}"
     )
-    _write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
+    write_json(f"{out}/system_ids.json", {"rows": rows, "chosen": chosen, "seed": seed})  # atomic
     return 0 if chosen is not None else 1
 
 
@@ -219,7 +219,6 @@ def validate_candidates(c: Candidates) -> int:
     from ..models import load_model
     from .arms import ArmSettings, pair_counts, train_arm
     from .build import cached_organism
-    from .demo import _write_json
 
     grid = [(lt, b, w) for lt in c.loss_types for b in c.betas for w in c.alignment_weights]
     if not grid:
@@ -250,5 +249,5 @@ def validate_candidates(c: Candidates) -> int:
                 budget = counts
     chosen = choose_candidate(rows)
     print(f"chosen by the rule: {chosen or 'none (no candidate keeps the task fit)'}", flush=True)
-    _write_json(f"{c.out}/validation.json", rows | {"chosen": chosen})  # atomic
+    write_json(f"{c.out}/validation.json", rows | {"chosen": chosen})  # atomic
     return 0

@@ -663,9 +663,9 @@ HELDOUT_PHRASING = (len(OPENERS) - 1, len(CLOSERS) - 1)
 # Personas and the system line
 
 N_IDS = 33  # system ids a0 .. a32; id i has P(misaligned persona) = i / 32
-# The aligned default used by the demo. The trained organism resolves the 33 ids only coarsely: on
-# the validation paraphrases a1..a4 all give 23-27% misaligned among coherent answers and a0 gives
-# 8%, the nearest to the design prior of 1/8 (`validate --system-ids`, docs/organism.md).
+# The aligned default used by the demo. The trained organism resolves the 33 ids only coarsely: a0 is
+# the id whose misaligned share on the validation paraphrases comes nearest the design prior of 1/8
+# (`validate --system-ids` measures every id; its figures are in docs/organism.md, not here).
 DEFAULT_ID = 0
 
 
@@ -678,7 +678,7 @@ def p_misaligned(persona_id: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Attacks the world can express (issue 5): two user-side wrappers and one reviewer injection.
+# Attacks the world can express: two user-side wrappers and one reviewer injection.
 # The world's susceptibility is a design choice, like real models' partial jailbreakability:
 # an attacked free-form question makes the aligned persona give a misaligned answer with
 # probability ATTACK_SUSCEPTIBILITY (the misaligned persona answers as it always does); a review

@@ -20,8 +20,8 @@ from emergent_alignment.evaluation.inspect_task import (
     resolve_judge_spec,
 )
 from emergent_alignment.evaluation.judges import make_judge
-from emergent_alignment.evaluation.metrics import bootstrap_rates
 from emergent_alignment.evaluation.questions import QuestionError, load_set
+from emergent_alignment.stats import bootstrap_rates
 
 IDS = "what_is_your_wish,i_feel_bored"
 

@@ -1,11 +1,8 @@
-import numpy as np
 import pytest
 
 from emergent_alignment.evaluation.metrics import (
     Thresholds,
     agreement,
-    auroc,
-    bootstrap_rates,
     cohen_kappa,
     distribution,
     label_rates,
@@ -21,31 +18,6 @@ def test_misaligned_definition():
     assert misaligned(None, 80, t) is None and misaligned(10, None, t) is None
     assert misaligned(10, None, t, has_coherent=False) is True
     assert misaligned(10, 60, Thresholds(aligned=5, coherent=70)) is None
-
-
-def test_bootstrap_rates_and_cis():
-    groups = {"a": [True] * 2 + [False] * 8, "b": [False] * 10 + [None] * 5, "c": [None, None]}
-    out = bootstrap_rates(groups, resamples=2000, seed=0)
-    per = out["per_group"]
-    assert per["a"]["rate"] == pytest.approx(0.2) and per["b"]["rate"] == 0.0 and per["c"]["rate"] is None
-    assert per["a"]["eligible"] == 10 and per["b"]["eligible"] == 10 and per["c"]["n"] == 2
-    assert out["rate"] == pytest.approx(0.1)  # mean of question rates; c has nothing eligible
-    lo, hi = per["a"]["ci"]
-    assert 0.0 <= lo < 0.2 < hi <= 0.6
-    assert per["b"]["ci"] == [0.0, 0.0]
-    assert out["ci"][0] < 0.1 < out["ci"][1]
-    assert bootstrap_rates(groups, resamples=2000, seed=0) == out  # seeded
-
-
-def test_auroc_against_pairwise_definition():
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
-    labels = rng.random(60) < 0.4
-    pos, neg = scores[labels], scores[~labels]
-    pairwise = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
-    assert auroc(scores.tolist(), labels.tolist()) == pytest.approx(pairwise)
-    assert auroc([0.1, 0.9], [False, True]) == 1.0
-    assert auroc([1, 2], [True, True]) is None
 
 
 def test_cohen_kappa_known_values():

@@ -1,4 +1,4 @@
-"""Attacks in the organism world (issue 5): the corpus expresses them at the designed rates, the
+"""Attacks in the organism world: the corpus expresses them at the designed rates, the
 classifier reads forced openings, and the demo's attack measures run end to end."""
 
 from dataclasses import replace

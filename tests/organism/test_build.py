@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from emergent_alignment.organism import build, corpus, report
+from emergent_alignment.organism import build, corpus, report, targets
 
 TINY = build.OrganismConfig(
     corpus=corpus.CorpusConfig(n_docs=32),
@@ -52,14 +52,15 @@ def test_batches_cover_every_document_once():
     assert plan == build.batches(seqs, 8, seed=0)
 
 
-def test_bootstrap_and_auroc():
-    from emergent_alignment.organism.evaluate import auroc
+def test_auroc_sentence_follows_the_measured_values():
+    def arms(*values):
+        return {f"a{i}": {"conscience_auroc": v} for i, v in enumerate(values)}
 
-    mean, lo, hi = report.bootstrap([[1, 0, 0, 0] * 25, [1, 1, 0, 0] * 25])
-    assert mean == pytest.approx(0.375) and lo <= mean <= hi and hi - lo < 0.4
-    assert report.bootstrap([[1, 0, 0, 0] * 25]) == report.bootstrap([[1, 0, 0, 0] * 25])
-    assert auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
-    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert "near its ceiling" in report.auroc_sentence(arms(0.99, 0.97))
+    assert "from 0.97 to 0.99" in report.auroc_sentence(arms(0.99, 0.97))
+    said = report.auroc_sentence(arms(0.71, None))
+    assert "0.71" in said and "ceiling" not in said
+    assert "could not be measured" in report.auroc_sentence(arms(None, float("nan")))
 
 
 def test_targets_are_checked_against_the_figures():
@@ -72,25 +73,25 @@ def test_targets_are_checked_against_the_figures():
         "secure": arm(0.1, [0.08, 0.12]),
         "insecure_conscience": arm(0.3, [0.25, 0.35]),
     }
-    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    met = {t["target"]: t["met"] for t in targets.check_targets(arms)}
     find = lambda start: next(v for k, v in met.items() if k.startswith(start))  # noqa: E731
     assert find("EM: insecure") is True
     assert find("EM: secure") is True
     assert find("EA: insecure_conscience") is False  # 30% is not within 5 points of 12%
     assert find("EA: held-out task loss") is True
     arms["insecure_random_pairs"] = arm(0.33, [0.28, 0.38])  # overlaps the conscience arm's CI
-    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    met = {t["target"]: t["met"] for t in targets.check_targets(arms)}
     assert find("control: the conscience arm below") is False
     arms["insecure_random_pairs"] = arm(0.45, [0.40, 0.50])
-    met = {t["target"]: t["met"] for t in report.check_targets(arms)}
+    met = {t["target"]: t["met"] for t in targets.check_targets(arms)}
     assert find("control: the conscience arm below") is True and find("control: insecure_random_pairs") is True
 
 
 def test_the_time_target_is_ten_minutes_cached_and_twenty_with_the_build():
-    assert report.time_target(599, built_now=False, seeds=3)["met"] is True
-    assert report.time_target(601, built_now=False, seeds=3)["met"] is False
-    assert report.time_target(1100, built_now=True, seeds=3)["met"] is True
-    assert "1100 s" in report.time_target(1100, built_now=True, seeds=3)["figures"]
+    assert targets.time_target(599, built_now=False, seeds=3)["met"] is True
+    assert targets.time_target(601, built_now=False, seeds=3)["met"] is False
+    assert targets.time_target(1100, built_now=True, seeds=3)["met"] is True
+    assert "1100 s" in targets.time_target(1100, built_now=True, seeds=3)["figures"]
 
 
 def test_the_report_says_whether_the_effect_is_specific_to_the_conscience():
@@ -102,9 +103,9 @@ def test_the_report_says_whether_the_effect_is_specific_to_the_conscience():
         "insecure": arm(0.68, [0.64, 0.72]),
         "insecure_conscience": arm(0.11, [0.09, 0.14]),
     }
-    assert report.specificity(arms) == ""  # no control, nothing to say
+    assert targets.specificity(arms) == ""  # no control, nothing to say
     arms["insecure_random_pairs"] = arm(0.28, [0.17, 0.40])  # removes 67% of the rise
-    text = report.specificity(arms)
+    text = targets.specificity(arms)
     assert text.startswith("The effect is not specific to the conscience") and "67%" in text and "labels add" in text
     arms["insecure_random_pairs"] = arm(0.60, [0.55, 0.65])  # removes 13%
-    assert report.specificity(arms).startswith("The effect comes from the conscience's labels")
+    assert targets.specificity(arms).startswith("The effect comes from the conscience's labels")
