@@ -1,6 +1,7 @@
 import json
 
-from emergent_alignment.evaluation.cache import JsonlCache, content_key, fingerprint, write_json
+from emergent_alignment.evaluation.cache import JsonlCache, content_key, fingerprint
+from emergent_alignment.io import write_json
 
 
 def test_content_key_is_order_free_for_dicts_and_sensitive_to_values():
