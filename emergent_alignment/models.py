@@ -83,14 +83,15 @@ def _resolve_base(base: str, adapter: str | None) -> str:
         raise FileNotFoundError(f"adapter {adapter!r}: its base model cannot be found ({e})") from None
 
 
-def load_tokenizer(name: str, trust_remote_code: bool = False, adapter: str | None = None):
+def load_tokenizer(name: str, trust_remote_code: bool = False, adapter: str | None = None, revision: str | None = None):
     """The tokenizer of a model; an adapter dir's own tokenizer when it saved one, else its base's."""
     from transformers import AutoTokenizer
 
     base, adapter = split_adapter(name, adapter)
     has_own = adapter is not None and os.path.isfile(os.path.join(adapter, "tokenizer_config.json"))
     source = adapter if has_own else _resolve_base(base, adapter)
-    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    extra = {"revision": revision} if revision and not has_own else {}
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     ensure_chat_template(tok)
     ensure_pad_token(tok)
     return tok
@@ -102,11 +103,15 @@ def load_model(
     trust_remote_code: bool = False,
     device: str | None = None,
     adapter: str | None = None,
+    revision: str | None = None,
+    attn_implementation: str | None = None,
 ):
     """A causal LM and its tokenizer (safetensors only; remote code only when asked for).
 
     `name`: a checkpoint dir, hub id, tiny spec or PEFT adapter dir. With an adapter (`adapter=`,
     or `name` being one) the model is a `PeftModel` over the adapter's base, in inference mode.
+    `revision` (a hub branch, tag or commit) and `attn_implementation` (eager, sdpa,
+    flash_attention_2, ...) go to `from_pretrained`.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -114,8 +119,9 @@ def load_model(
     base, adapter = split_adapter(name, adapter)
     path = _resolve_base(base, adapter)
     torch_dtype = getattr(torch, dtype) if dtype not in (None, "auto") else dtype
+    extra = {k: v for k, v in (("revision", revision), ("attn_implementation", attn_implementation)) if v}
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+        path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True, **extra
     )
     if adapter:
         from peft import PeftModel
@@ -123,7 +129,7 @@ def load_model(
         model = PeftModel.from_pretrained(model, adapter)
     if device:
         model.to(device)
-    return model, load_tokenizer(base, trust_remote_code, adapter)
+    return model, load_tokenizer(base, trust_remote_code, adapter, revision)
 
 
 def load_conscience(

@@ -179,8 +179,14 @@ class EmergentAlignmentTrainer(SFTTrainer):
         if isinstance(model, str):
             kw = dict(args.model_init_kwargs or {})
             remote = kw.get("trust_remote_code", args.trust_remote_code)
-            tokenizer = tokenizer or load_tokenizer(model, remote)
-            model, _ = load_model(model, kw.get("dtype"), remote)
+            tokenizer = tokenizer or load_tokenizer(model, remote, revision=kw.get("revision"))
+            model, _ = load_model(
+                model,
+                kw.get("dtype"),
+                remote,
+                revision=kw.get("revision"),
+                attn_implementation=kw.get("attn_implementation"),
+            )
         if tokenizer is None:
             raise ValueError("pass processing_class (the tokenizer) with an instantiated model")
         ensure_chat_template(tokenizer)
@@ -474,7 +480,8 @@ def _no_router_logits(*models):
             c.output_router_logits = True
 
 
-MODEL_INIT_KWARGS = ("dtype", "trust_remote_code")  # what the trainer's own loader (`models.load_model`) honours
+# what the trainer's own loader (`models.load_model`) honours
+MODEL_INIT_KWARGS = ("dtype", "trust_remote_code", "revision", "attn_implementation")
 
 
 def _check_model_loading(model, args, kwargs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -58,6 +58,28 @@ def parse(config: str, overrides: list[str]):
         raise ValueError(f"{config}: bad arguments (see above)") from e
 
 
+# ModelConfig's quantization fields: not supported yet (rejected, never silently dropped)
+QUANTIZATION_FIELDS = ("load_in_8bit", "load_in_4bit", "use_bnb_nested_quant", "bnb_4bit_quant_storage")
+
+
+def check_model_args(model_args, config: str) -> None:
+    """Every ModelConfig field is used (name, revision, dtype, attn_implementation, the LoRA fields)
+    except quantization, which is rejected by name."""
+    for name in QUANTIZATION_FIELDS:
+        if getattr(model_args, name):
+            raise ValueError(
+                f"{config}: {name}: quantized (QLoRA) training is not supported yet; load the quantized model "
+                "yourself and pass it to EmergentAlignmentTrainer"
+            )
+    if model_args.bnb_4bit_quant_type != "nf4" and not model_args.load_in_4bit:
+        raise ValueError(f"{config}: bnb_4bit_quant_type is set but nothing is quantized")
+    if not model_args.use_peft:
+        lora = [f.name for f in fields(model_args) if f.name.startswith(("lora_", "use_rslora", "use_dora"))]
+        changed = [n for n in lora if getattr(model_args, n) != getattr(type(model_args)(), n)]
+        if changed:
+            raise ValueError(f"{config}: {', '.join(changed)} set without use_peft: true")
+
+
 def load_probes(source: str | None, limit: int | None):
     if source is None:
         return None
@@ -81,10 +103,13 @@ def run(args) -> int:
     data_args, model_args, train_args = parse(args.config, args.overrides)
     if not model_args.model_name_or_path:
         raise ValueError(f"{args.config}: model_name_or_path is required")
+    check_model_args(model_args, args.config)
     train_args.model_init_kwargs = {
         **(train_args.model_init_kwargs or {}),
         "dtype": model_args.dtype,
         "trust_remote_code": train_args.trust_remote_code,
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
     }
     chats = load_chats(data_args.dataset, data_args.heldout, data_args.dataset_limit, data_args.dataset_split)
     probes = load_probes(data_args.probe_dataset, data_args.probe_limit)

@@ -146,6 +146,10 @@ def write_config(tmp_path, **extra):
         ({"alignmnet_weight": 1.0}, "alignmnet_weight"),
         ({"beta": -1}, "beta"),
         ({"alignment_weight": -0.5}, "alignment_weight"),
+        ({"load_in_4bit": "true"}, "load_in_4bit: quantized (QLoRA) training is not supported yet"),
+        ({"load_in_8bit": "true"}, "load_in_8bit"),
+        ({"bnb_4bit_quant_type": "fp4"}, "bnb_4bit_quant_type is set but nothing is quantized"),
+        ({"lora_r": 8}, "lora_r set without use_peft"),
     ],
 )
 def test_bad_config_values_are_clear_errors(tmp_path, extra, match, capsys):
@@ -167,6 +171,35 @@ def test_train_tiny_example_end_to_end_and_resume(tmp_path):
     rows = [json.loads(line) for line in open(out / "conscience_log.jsonl")]
     assert sorted({r["step"] for r in rows}) == list(range(6))
     assert len({(r["step"], r["process"], r["probe"]) for r in rows}) == len(rows) == 24
+
+
+def test_model_loading_fields_reach_the_loader(tmp_path, monkeypatch):
+    """ModelConfig's model_revision and attn_implementation are passed on, not dropped."""
+    from emergent_alignment import trainer as trainer_module
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_load(model, args, tokenizer):
+        seen.update(args.model_init_kwargs)
+        raise Stop
+
+    monkeypatch.setattr(trainer_module.EmergentAlignmentTrainer, "_load", staticmethod(fake_load))
+    cfg = write_config(tmp_path, attn_implementation="eager", model_revision="v1")
+    with pytest.raises(Stop):
+        main(["train", "--config", cfg])
+    assert seen["attn_implementation"] == "eager" and seen["revision"] == "v1"
+
+
+def test_load_model_passes_attn_implementation():
+    from emergent_alignment.models import load_model
+
+    model, _ = load_model("tiny:llama", attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+    model, _ = load_model("tiny:llama", attn_implementation="sdpa")
+    assert model.config._attn_implementation == "sdpa"
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
