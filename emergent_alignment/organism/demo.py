@@ -8,12 +8,14 @@ summary.json, PNG plots, report.html. Per-run results are written as they finish
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass
 
 from ..io import write_json
+from ..provenance import provenance
 from .arms import ARMS
 from .attacks import WRAPPERS
 
@@ -234,6 +236,15 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
         pool.shutdown(wait=not running, cancel_futures=True)
 
 
+def weights_sha256(checkpoint: str) -> str:
+    """SHA-256 of a checkpoint's model.safetensors: which organism the figures were measured on."""
+    digest = hashlib.sha256()
+    with open(os.path.join(checkpoint, "model.safetensors"), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run_demo(options: DemoOptions, console=None) -> dict:
     """The demo end to end; prints its progress and tables, writes its outputs, returns the summary.
 
@@ -349,8 +360,9 @@ def run_demo(options: DemoOptions, console=None) -> dict:
             )
     total = time.time() - t0
     summary = {
+        "provenance": provenance(),
         "organism": {k: org_meta[k] for k in ("hash", "parameters", "vocab", "pretraining", "gate", "default_id")}
-        | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1)},
+        | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1), "weights_sha256": weights_sha256(org_dir)},
         "seeds": len(seeds),
         "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
