@@ -16,6 +16,21 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: str, default: int) -> int:
+    """The mode a plain `open` or `mkdir` would give: the existing file's, else default & ~umask
+    (tempfile's own 0600 / 0700 would otherwise stick to the result)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return default & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path`; on a clean exit it replaces `path`, on an error it is removed."""
@@ -30,6 +45,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _plain_mode(path, 0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -91,6 +107,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:

@@ -62,3 +62,19 @@ def test_atomic_directory_replaces_or_keeps_and_cleans_up_on_error(tmp_path):
         (tmp_path / d / "b").write_text("4")
     assert os.listdir(target) == ["b"]
     assert os.listdir(tmp_path) == ["ckpt"]
+
+
+def test_written_files_and_directories_get_plain_modes(tmp_path):
+    """Not tempfile's private 0600 / 0700: what open() and mkdir would give under the umask."""
+    old = os.umask(0o022)
+    try:
+        io.write_text(tmp_path / "a.txt", "x")
+        assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o644
+        os.chmod(tmp_path / "a.txt", 0o600)
+        io.write_text(tmp_path / "a.txt", "y")  # an existing file keeps its mode
+        assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o600
+        with io.atomic_directory(tmp_path / "d") as d:
+            io.write_text(os.path.join(d, "f"), "z")
+        assert (os.stat(tmp_path / "d").st_mode & 0o777) == 0o755
+    finally:
+        os.umask(old)
