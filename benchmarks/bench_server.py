@@ -3,10 +3,10 @@ base commit (the standard library's ThreadingHTTPServer before the move), in the
 
     python benchmarks/bench_server.py [--base REV] [--concurrency 8] [--out docs/results/bench_server.json]
 
-The base server is not copied into the repository: its `server.py` is read from git history
-(`git show REV:emergent_alignment/adversarial/server.py`, REV defaulting to the last commit before
-the move to FastAPI) and loaded as a temporary module beside today's `openai_api.py` (the run records whether
-that file changed since REV). Each server runs in its own process on 127.0.0.1 (a free port), on
+The base server is not copied into the repository: the whole package at REV (REV defaulting to the
+last commit before the move to FastAPI) is taken from git history (`git archive`) into a temporary
+directory, and the base server process runs on it; the run records whether the protocol module
+`openai_api.py` changed since REV. Each server runs in its own process on 127.0.0.1 (a free port), on
 the same tiny model with the same guard; this process is the client: `--concurrency` threads, each
 with a keep-alive connection, send the same requests to both. Two workloads, each bounded by a
 request count and a time limit, base and new in alternating order:
@@ -22,7 +22,6 @@ requests/s and below 1 for latency favour the new server), and writes them to `-
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import signal
@@ -45,8 +44,12 @@ PROTOCOL_PATH = "emergent_alignment/adversarial/openai_api.py"
 # -- the server processes -------------------------------------------------------------------------
 
 
-def child(which: str, base_file: str | None, threads: int) -> None:
-    """Serve the bench model with the `new` or `base` server; print the port; serve until killed."""
+def child(which: str, base_tree: str | None, threads: int) -> None:
+    """Serve the bench model with the `new` or `base` server; print the port; serve until killed.
+
+    The base server runs on the whole package as it was at the base commit (`base_tree`)."""
+    if which == "base":
+        sys.path.insert(0, base_tree)
     import _common
 
     _common.setup(threads)
@@ -60,9 +63,9 @@ def child(which: str, base_file: str | None, threads: int) -> None:
         print(f"PORT {server.server_address[1]}", flush=True)
         server.serve()
     else:
-        spec = importlib.util.spec_from_file_location("emergent_alignment.adversarial._server_at_base", base_file)
-        base = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(base)
+        from emergent_alignment.adversarial import server as base
+
+        assert base.__file__.startswith(base_tree), base.__file__  # the base commit's code, not today's
         server = base.make_server(gen, NAME, "127.0.0.1", 0, max_tokens_cap=16)
         print(f"PORT {server.server_address[1]}", flush=True)
         server.serve_forever(poll_interval=0.05)
@@ -72,10 +75,11 @@ def git(*args) -> str:
     return subprocess.run(["git", *args], cwd=_ROOT, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def launch(which: str, base_file: str, threads: int) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", which, "--base-file", base_file]
+def launch(which: str, base_tree: str, threads: int) -> tuple[subprocess.Popen, int]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", which, "--base-tree", base_tree]
     cmd += ["--threads", str(threads)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": _ROOT}
+    path = base_tree if which == "base" else _ROOT
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
@@ -163,22 +167,23 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(_ROOT, "docs", "results", "bench_server.json"))
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads in each server (default 1)")
     ap.add_argument("--child", choices=["new", "base"], help=argparse.SUPPRESS)
-    ap.add_argument("--base-file", help=argparse.SUPPRESS)
+    ap.add_argument("--base-tree", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.base_file, args.threads)
+        return child(args.child, args.base_tree, args.threads)
 
     base = git("rev-parse", args.base or last_stdlib_server())
     head = git("rev-parse", "HEAD")
     protocol_changed = bool(git("diff", "--stat", base, "--", PROTOCOL_PATH))
     with tempfile.TemporaryDirectory() as tmp:
-        base_file = os.path.join(tmp, "server_at_base.py")
-        with open(base_file, "w", encoding="utf-8") as f:
-            f.write(git("show", f"{base}:{SERVER_PATH}") + "\n")
+        archive = subprocess.run(
+            ["git", "archive", base, "emergent_alignment"], cwd=_ROOT, check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         procs = {}
         try:
             for which in ("base", "new"):
-                procs[which] = launch(which, base_file, args.threads)
+                procs[which] = launch(which, tmp, args.threads)
             results: dict = {}
             for k, (wl, requests) in enumerate(workloads(args.models_requests, args.chat_requests).items()):
                 order = ("base", "new") if k % 2 == 0 else ("new", "base")
@@ -217,7 +222,7 @@ def main() -> None:
         "command": " ".join(["python benchmarks/bench_server.py", *sys.argv[1:]]),
         "base_commit": base,
         "head_commit": head,
-        "base_server": f"{base[:12]}:{SERVER_PATH} (ThreadingHTTPServer)",
+        "base_server": f"{SERVER_PATH} at {base[:12]}, with the whole package at that commit (ThreadingHTTPServer)",
         "new_server": f"{SERVER_PATH} in the working tree (FastAPI + uvicorn)",
         "protocol_changed_since_base": protocol_changed,
         "model": _common.MODEL_SPEC,
