@@ -142,7 +142,7 @@ def main(
     )
     print(
         f"  of which the conscience step (probe generation, review, correction, re-review, reference log-probs): "
-        f"median {t_c:.4f} s; the rest (one forward/backward over {4} SFT rows + {2 * probes} pair rows, "
+        f"median {t_c:.4f} s; the rest (a forward over {4} SFT rows, one over {2 * probes} pair rows, one backward, "
         f"optimizer): about {t_a - t_c:.4f} s"
     )
     ratio = t_a / t_s

@@ -326,7 +326,7 @@ def bench_core_details(result) -> str:
     )
     lines.append(
         f"- (c) Of the {s['alignment_s']:.3f} s alignment step, the conscience step took {s['conscience_s']:.3f} s; "
-        f"the rest, {s['alignment_s'] - s['conscience_s']:.3f} s, is the joint forward/backward and the optimizer "
+        f"the rest, {s['alignment_s'] - s['conscience_s']:.3f} s, is the SFT and pair forwards, one backward and the optimizer "
         f"step ({(s['alignment_s'] - s['conscience_s']) / s['sft_s']:.1f}x the SFT step)."
     )
     return "\n".join(lines) + "\n"
