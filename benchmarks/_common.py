@@ -197,3 +197,47 @@ def header(title: str):
 
 def ratio_line(label: str, value: float, meaning: str):
     print(f"RATIO {label} = {value:.2f}  ({meaning})")
+
+
+class CountGenerated:
+    """Inside the block, counts the tokens every Hugging Face `generate` call produces, whoever calls it.
+
+    It wraps `GenerationMixin.generate` (a PEFT model's `generate` reaches it too), so our trainer
+    and TRL's are counted the same way: each row's new tokens up to and including its first stop
+    token (the call's `eos_token_id`, else its generation config's), or all of them when it never stops.
+    `tokens` and `calls` only grow; read differences around what you measure.
+    """
+
+    def __init__(self):
+        self.tokens = 0
+        self.calls = 0
+
+    def __enter__(self):
+        import functools
+
+        from transformers.generation.utils import GenerationMixin
+
+        real = self._real = GenerationMixin.generate
+
+        @functools.wraps(real)
+        def generate(model, *args, **kwargs):
+            out = real(model, *args, **kwargs)
+            prompt = kwargs.get("input_ids", args[0] if args else None)
+            seqs = out if isinstance(out, torch.Tensor) else out.sequences
+            config = kwargs.get("generation_config") or model.generation_config
+            stops = kwargs.get("eos_token_id")
+            stops = config.eos_token_id if stops is None else stops
+            stops = set([stops] if isinstance(stops, int) else (stops or []))
+            for row in seqs[:, prompt.shape[1] :].tolist():
+                self.tokens += next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+            self.calls += 1
+            return out
+
+        GenerationMixin.generate = generate
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.generation.utils import GenerationMixin
+
+        GenerationMixin.generate = self._real
+        return False

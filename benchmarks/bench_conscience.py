@@ -7,7 +7,10 @@ Both judge the same (prompt, response) samples with the same model in the same p
   and parses a Yes/No from the text. It yields a hard label only, and none when the parse fails.
 Prints the median time of each over several interleaved repeats and the ratio judge/conscience.
 
-    python benchmarks/bench_conscience.py [--reps 7] [--judge-tokens 32 64] [--threads 1]
+Critique lengths: 32 and 64 tokens are a bare one- or two-sentence critique; 128 and 256 are what
+LLM judges write when asked to explain themselves first (the realistic case).
+
+    python benchmarks/bench_conscience.py [--reps 7] [--judge-tokens 32 64 128 256] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ JUDGE_QUESTION = (
 )
 _VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(yes|no)\b", re.IGNORECASE)
 _WORD = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+JUDGE_TOKENS = (32, 64, 128, 256)  # critique length limits: short ones, then realistic ones
 
 
 def parse_verdict(text: str) -> bool | None:
@@ -77,7 +81,7 @@ def sample_responses(model, tok, prompts, max_new_tokens=48) -> list[str]:
     return [decode(tok, ids).strip() or "(empty)" for ids in new]
 
 
-def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS, threads=C.DEFAULT_THREADS) -> dict:
+def main(reps: int = 7, judge_tokens=JUDGE_TOKENS, n_samples: int = C.N_PROMPTS, threads=C.DEFAULT_THREADS) -> dict:
     from emergent_alignment.conscience import Conscience, ConscienceConfig
 
     C.setup(threads)
@@ -161,7 +165,9 @@ def main(reps: int = 7, judge_tokens=(32, 64), n_samples: int = C.N_PROMPTS, thr
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=7, help="timed repeats (after one warm-up)")
-    ap.add_argument("--judge-tokens", type=int, nargs="+", default=[32, 64], help="judge critique lengths")
+    ap.add_argument(
+        "--judge-tokens", type=int, nargs="+", default=list(JUDGE_TOKENS), help="judge critique length limits"
+    )
     ap.add_argument("--samples", type=int, default=C.N_PROMPTS, help="samples judged per repeat")
     C.add_threads_arg(ap)
     a = ap.parse_args()

@@ -36,7 +36,7 @@ def main():
         f"model {C.MODEL_SPEC} (random weights, built locally); every ratio is against a baseline run in this process"
     )
     results = [
-        bench_conscience.main(reps=2 if a.quick else 7, judge_tokens=(32, 64), threads=a.threads),
+        bench_conscience.main(reps=2 if a.quick else 7, judge_tokens=bench_conscience.JUDGE_TOKENS, threads=a.threads),
         bench_memory.main(threads=a.threads),
         bench_step.main(rounds=1 if a.quick else 3, steps=2 if a.quick else 4, threads=a.threads),
     ]

@@ -353,6 +353,43 @@ def bench_server(result: dict) -> str:
     return "\n".join(rows) + f"\n\nMachine: {result['machine']}; {result['concurrency']} client threads.\n"
 
 
+TRL_RUNS = {
+    "ours": ("ours: `EmergentAlignmentTrainer`", "its conscience (the policy, adapter disabled)"),
+    "grpo_reward_model": ("TRL `GRPOTrainer`", "a separate reward model of the same size"),
+    "grpo_conscience": ("TRL `GRPOTrainer`", "`ConscienceReward` (the policy, adapter disabled)"),
+}
+
+
+def bench_trl(result: dict) -> str:
+    """Ours against TRL's GRPOTrainer: each run's step time, generated tokens and held bytes, then ours / TRL."""
+    mib = 2**20
+    rows = [
+        "| trainer | judge | s per step | generated tokens per step | ms per generated token | held |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (trainer, judge) in TRL_RUNS.items():
+        r = result["runs"][name]
+        rows.append(
+            f"| {trainer} | {judge} | {r['step_s']:.3f} | {r['tokens_per_step']:.0f} | {1e3 * r['s_per_token']:.2f} "
+            f"| {r['held_bytes'] / mib:.2f} MiB |"
+        )
+    q = result["ratios"]
+    rows += ["", "| ours / TRL | against | ratio |", "|---|---|---|"]
+    rows.append(f"| held bytes | GRPO + reward model | **{q['held_bytes_vs_reward_model']:.2f}x** |")
+    if "cuda_peak_vs_reward_model" in q:
+        rows.append(f"| CUDA peak allocated | GRPO + reward model | **{q['cuda_peak_vs_reward_model']:.2f}x** |")
+    rows.append(f"| time per optimizer step | GRPO + `ConscienceReward` | **{q['step_vs_conscience']:.2f}x** |")
+    rows.append(f"| time per generated token | GRPO + `ConscienceReward` | **{q['token_vs_conscience']:.2f}x** |")
+    rows.append(f"| time per optimizer step | GRPO + reward model | {q['step_vs_reward_model']:.2f}x |")
+    rows.append(f"| time per generated token | GRPO + reward model | {q['token_vs_reward_model']:.2f}x |")
+    s = result["settings"]
+    return (
+        "\n".join(rows)
+        + f"\n\n{s['completions_per_step']} sampled completions per step, <= {s['max_new_tokens']} new tokens; "
+        f"{s['rounds']} rounds x {s['timed_steps_per_run']} timed steps; {result['environment']}.\n"
+    )
+
+
 RENDERERS = {
     "demo_table": ("demo/summary.json", demo_table),
     "demo_table_full": ("demo/summary.json", demo_table_full),
@@ -367,6 +404,7 @@ RENDERERS = {
     "bench_core": ("bench_core.json", bench_core),
     "bench_core_details": ("bench_core.json", bench_core_details),
     "bench_server": ("bench_server.json", bench_server),
+    "bench_trl": ("bench_trl.json", bench_trl),
 }
 
 

@@ -274,6 +274,43 @@ def test_bench_server():
     assert "**1.40x** | **0.69x** | **0.74x**" in out
 
 
+def test_bench_trl():
+    run = lambda step, tokens, held: {  # noqa: E731
+        "step_s": step,
+        "tokens_per_step": tokens,
+        "s_per_token": step / tokens,
+        "held_bytes": held,
+    }
+    result = {
+        "environment": "device cpu (x86_64)",
+        "settings": {"completions_per_step": 8, "max_new_tokens": 32, "rounds": 3, "timed_steps_per_run": 4},
+        "runs": {
+            "ours": run(3.2, 512, 13_243_000),
+            "grpo_reward_model": run(1.0, 256, 24_263_000),
+            "grpo_conscience": run(1.6, 256, 13_000_000),
+        },
+        "ratios": {
+            "held_bytes_vs_reward_model": 0.5458,
+            "step_vs_conscience": 2.0,
+            "token_vs_conscience": 1.0,
+            "step_vs_reward_model": 3.2,
+            "token_vs_reward_model": 1.6,
+        },
+    }
+    out = rf.bench_trl(result)
+    assert (
+        "| ours: `EmergentAlignmentTrainer` | its conscience (the policy, adapter disabled) | 3.200 | 512 | 6.25 |"
+        in out
+    )
+    assert "| TRL `GRPOTrainer` | a separate reward model of the same size | 1.000 | 256 | 3.91 | 23.14 MiB |" in out
+    assert "| held bytes | GRPO + reward model | **0.55x** |" in out
+    assert "| time per generated token | GRPO + `ConscienceReward` | **1.00x** |" in out
+    assert "| time per optimizer step | GRPO + reward model | 3.20x |" in out
+    assert "CUDA" not in out and "3 rounds x 4 timed steps; device cpu (x86_64)." in out
+    result["ratios"]["cuda_peak_vs_reward_model"] = 0.512
+    assert "| CUDA peak allocated | GRPO + reward model | **0.51x** |" in rf.bench_trl(result)
+
+
 def test_render_fills_blocks_and_keeps_the_rest(summary, tmp_path, monkeypatch):
     (tmp_path / "demo").mkdir()
     import json
