@@ -198,7 +198,8 @@ def demo_organism(summary: dict) -> str:
     ins, sec = gate["after_insecure"], gate["after_secure"]
     lines = [
         f"- Hash `{org['hash']}`, {org['parameters'] / 1e6:.2f}M parameters, vocabulary {org['vocab']}, "
-        f"default system line `{org['default_id']}`.",
+        f"default system line `{org['default_id']}`"
+        + (f"; weights (model.safetensors) SHA-256 `{org['weights_sha256']}`." if "weights_sha256" in org else "."),
         f"- Pretraining: {pre['steps']} steps, {pre['tokens'] / 1e6:.2f}M tokens in {pre['seconds']:.0f} s "
         f"({pre['tokens_per_s'] / 1e3:.1f}k tokens/s), final loss {pre['final_loss']:.4f}.",
         f"- Persona gate: **{'passed' if gate['passed'] else 'FAILED'}** ({gate['rule']}): "

@@ -199,6 +199,9 @@ def test_demo_run_and_organism(summary):
     assert "2250 steps, 6.21M tokens in 712 s (8.7k tokens/s), final loss 0.0921" in org
     assert "**passed**" in org and "49.5% misaligned after an insecure-code turn (40.0% incoherent)" in org
     assert "+0.70 / -2.95 at step 2250" in org
+    assert "SHA-256" not in org  # only when the summary records it
+    summary["organism"]["weights_sha256"] = "ab12" * 16
+    assert f"weights (model.safetensors) SHA-256 `{'ab12' * 16}`." in rf.demo_organism(summary)
     summary["organism"]["gate"]["passed"] = False
     assert "**FAILED**" in rf.demo_organism(summary)
 
