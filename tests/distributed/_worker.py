@@ -1,0 +1,195 @@
+"""One process of the distributed checks, launched by torchrun (gloo, CPU).
+
+`--check uneven`: the trainer for two steps where process 0 flags every probe answer (its corrections
+pass in the second round) and process 1 flags none. Every forward and `generate` call of every model
+is recorded in order, with its batch size; each process writes `calls-<rank>.json`.
+
+`--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py); process 0 saves the
+gradients (full tensors, also when sharded) to `grads.pt`.
+
+`--backend fsdp2`: the models are really sharded with `torch.distributed.fsdp.fully_shard` (DTensor
+parameters, checked). accelerate 1.15 turns an FSDP config into plain DDP on a CPU (MULTI_CPU), so
+here its state is switched to FSDP after it chose MULTI_CPU, and accelerate's own FSDP2 preparation
+(`fsdp2_prepare_model`) shards the model as it would on GPUs.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+PROBES = [[{"role": "user", "content": q}] for q in ("Tell me about humans.", "I'm bored.", "One wish?")]
+
+
+def use_fsdp2_on_cpu():
+    """Let accelerate's FSDP plugin through on a CPU (see the module doc)."""
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedType
+
+    init = AcceleratorState.__init__
+
+    def patched(self, *args, fsdp_plugin=None, **kwargs):
+        init(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+        if fsdp_plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
+            self.distributed_type = DistributedType.FSDP
+            self.fsdp_plugin = fsdp_plugin
+
+    AcceleratorState.__init__ = patched
+
+
+def backend_args(backend: str) -> dict:
+    if backend == "ddp":
+        return {}
+    return dict(
+        fsdp=True,
+        fsdp_config={"version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP"},
+    )
+
+
+def assert_sharded(trainer, backend):
+    from torch.distributed.tensor import DTensor
+
+    params = list(trainer.model.parameters())
+    if trainer.ref_model is not None:  # the reference is prepared like the policy: sharded too
+        params += list(trainer.ref_model.parameters())
+    sharded = all(isinstance(p, DTensor) for p in params)
+    assert trainer.is_fsdp_enabled == (backend == "fsdp2") and sharded == (backend == "fsdp2"), (backend, sharded)
+    if backend == "fsdp2":
+        local = sum(p.to_local().numel() for p in params)
+        assert local < sum(p.numel() for p in params), "FSDP2: each process should hold only its shard"
+
+
+class Recorder:
+    """Every forward and generate call of `models`, in order: (what, batch size); forwards inside a
+    generate call (decoding steps) are counted apart, as `decode_steps`."""
+
+    def __init__(self, models):
+        self.calls, self.decode_steps, self._in_generate = [], 0, 0
+        seen = set()
+        for model in models:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            if id(base) in seen:
+                continue
+            seen.add(id(base))
+            base.register_forward_pre_hook(self._forward, with_kwargs=True)
+            generate = base.generate
+
+            def counted(*a, _generate=generate, **kw):
+                self.calls.append(("generate", int(kw["input_ids"].shape[0])))
+                self._in_generate += 1
+                try:
+                    return _generate(*a, **kw)
+                finally:
+                    self._in_generate -= 1
+
+            base.generate = counted
+
+    def _forward(self, module, args, kwargs):
+        if self._in_generate:
+            self.decode_steps += 1
+        else:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            self.calls.append(("forward", int(ids.shape[0])))
+
+
+def stub_verdicts(trainer, rank):
+    """Process 0: the probe answers and the first round's corrections are flagged, the second round's pass;
+    process 1: nothing is flagged. The review's forward still runs: only its verdicts are replaced."""
+    from emergent_alignment.conscience import Verdict
+
+    calls = {"n": 0}
+
+    def verdicts(logits):
+        k, calls["n"] = calls["n"] % 3, calls["n"] + 1  # per step on process 0: probes, round 1, round 2
+        p = 0.9 if rank == 1 or k == 2 else (0.1 if k == 0 else 0.2)
+        return [Verdict(p, p < 0.5, 0.0, 0.0) for _ in range(len(logits))]
+
+    trainer.conscience.verdicts = verdicts
+
+
+def uneven(a):
+    from datasets import Dataset
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from _fixed_pairs import CHATS
+
+    from emergent_alignment.config import EmergentAlignmentConfig
+    from emergent_alignment.trainer import EmergentAlignmentTrainer
+
+    peft_config = None
+    if a.peft:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")
+    cfg = EmergentAlignmentConfig(
+        output_dir=a.workdir,
+        max_steps=2,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        probe_batch_size=3,
+        probe_max_new_tokens=5,
+        conscience_max_new_tokens=5,
+        conscience_max_attempts=2,
+        conscience_correction="revise",
+        pair_margin=0.1,
+        max_length=128,
+        seed=0,
+        ddp_timeout=60,  # a hang fails within a minute
+        **backend_args(a.backend),
+    )
+    trainer = EmergentAlignmentTrainer(
+        a.model,
+        args=cfg,
+        train_dataset=Dataset.from_dict({"messages": CHATS * 2}),
+        probe_prompts=PROBES,
+        peft_config=peft_config,
+    )
+    rank = trainer.accelerator.process_index
+    rec = Recorder([trainer.model, trainer.conscience.model] + ([trainer.ref_model] if trainer.ref_model else []))
+    stub_verdicts(trainer, rank)
+    pairs = []
+    step = trainer._conscience_step
+    trainer._conscience_step = lambda *x: pairs.append(step(*x)) or pairs[-1]
+    trainer.train()
+    assert_sharded(trainer, a.backend)
+    out = {
+        "calls": rec.calls,
+        "decode_steps": rec.decode_steps,
+        "pairs": [len(p) if p else 0 for p in pairs],
+        "total": [p.total if p else 0 for p in pairs],
+        "dpo_loss": [h["dpo/loss"] for h in trainer.state.log_history if "dpo/loss" in h],
+    }
+    with open(os.path.join(a.workdir, f"calls-{rank}.json"), "w") as f:
+        json.dump(out, f)
+    trainer.accelerator.end_training()
+
+
+def grads(a):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from _fixed_pairs import gradients
+
+    g, trainer = gradients(a.model, a.batch, 1, a.workdir, ddp_timeout=60, **backend_args(a.backend))
+    assert_sharded(trainer, a.backend)
+    full = {n: (t.full_tensor() if hasattr(t, "full_tensor") else t) for n, t in g.items()}  # a collective
+    if trainer.accelerator.is_main_process:
+        torch.save(full, os.path.join(a.workdir, "grads.pt"))
+    trainer.accelerator.end_training()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", choices=["uneven", "grads"])
+    ap.add_argument("--backend", choices=["ddp", "fsdp2"], default="ddp")
+    ap.add_argument("--model"), ap.add_argument("--workdir")
+    ap.add_argument("--peft", action="store_true")
+    ap.add_argument("--batch", type=int, default=2)
+    a = ap.parse_args()
+    if a.backend == "fsdp2":
+        use_fsdp2_on_cpu()
+    uneven(a) if a.check == "uneven" else grads(a)

@@ -1,0 +1,61 @@
+"""Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
+whatever its data, under DDP and under a really sharded FSDP2; FSDP2's gradients equal one process's.
+
+A process that deviates would hang the others at their next collective: the process group times out
+after 60 s (`ddp_timeout`) and the launch itself after 300 s, so a hang fails instead of blocking."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for _fixed_pairs
+
+
+def launch(tmp_path, *args):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += [os.path.join(HERE, "_worker.py"), "--workdir", str(tmp_path), *args]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+
+
+def calls(tmp_path, rank):
+    with open(tmp_path / f"calls-{rank}.json") as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend,peft",
+    [("ddp", False), ("ddp", True), ("fsdp2", False), ("fsdp2", True)],
+    ids=["ddp", "ddp-lora", "fsdp2", "fsdp2-lora"],
+)
+def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, backend, peft):
+    launch(tmp_path, "--check", "uneven", "--backend", backend, "--model", llama_dir, *(["--peft"] if peft else []))
+    busy, idle = calls(tmp_path, 0), calls(tmp_path, 1)
+    # the data really differed: pairs on process 0 only, in both steps
+    assert busy["pairs"] == [3, 3] and idle["pairs"] == [0, 0] and busy["total"] == idle["total"] == [3, 3]
+    assert busy["dpo_loss"] and busy["dpo_loss"] == idle["dpo_loss"]
+    # ... and yet the same calls, in the same order (a dummy row may differ in size, not in count)
+    assert [what for what, _ in busy["calls"]] == [what for what, _ in idle["calls"]]
+    generates = [[n for what, n in c["calls"] if what == "generate"] for c in (busy, idle)]
+    assert generates[0] == generates[1] == [3] * 6  # per step: the probes, then 2 correction rounds of 3
+    if backend == "fsdp2":  # sharded: decoding runs in step everywhere (synced_gpus)
+        assert busy["decode_steps"] == idle["decode_steps"]
+
+
+@pytest.mark.slow
+def test_fsdp2_gradients_equal_one_process(llama_dir, tmp_path):
+    from _fixed_pairs import gradients
+
+    single, _ = gradients(llama_dir, 4, 1, str(tmp_path / "single"))
+    launch(tmp_path, "--check", "grads", "--backend", "fsdp2", "--model", llama_dir, "--batch", "2")
+    sharded = torch.load(tmp_path / "grads.pt")
+    assert set(sharded) == set(single)
+    assert max((single[n] - sharded[n]).abs().max().item() for n in single) < 1e-6
