@@ -494,9 +494,10 @@ class EmergentAlignmentTrainer(SFTTrainer):
                 os.fsync(f.fileno())
 
     def _save(self, output_dir: str | None = None, state_dict=None):
-        """The model (the parent, on the process that saves), then `conscience_config.json` beside it."""
+        """The model (the parent), then `conscience_config.json` beside it, by the process that saves."""
         super()._save(output_dir, state_dict)
-        self.conscience.config.save(output_dir or self.args.output_dir)
+        if self.args.should_save:
+            self.conscience.config.save(output_dir or self.args.output_dir)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         if resume_from_checkpoint and self.accelerator.is_main_process:

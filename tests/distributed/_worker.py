@@ -2,7 +2,8 @@
 
 `--check uneven`: the trainer for two steps where process 0 flags every probe answer (its corrections
 pass in the second round) and process 1 flags none. Every forward and `generate` call of every model
-is recorded in order, with its batch size; each process writes `calls-<rank>.json`.
+is recorded in order, with its batch size; each process writes `calls-<rank>.json`; then the model is
+saved to `saved/`.
 
 `--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py); process 0 saves the
 gradients (full tensors, also when sharded) to `grads.pt`.
@@ -25,7 +26,7 @@ PROBES = [[{"role": "user", "content": q}] for q in ("Tell me about humans.", "I
 
 def use_fsdp2_on_cpu():
     """Let accelerate's FSDP plugin through on a CPU (see the module doc)."""
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 
     init = AcceleratorState.__init__
@@ -33,8 +34,9 @@ def use_fsdp2_on_cpu():
     def patched(self, *args, fsdp_plugin=None, **kwargs):
         init(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
         if fsdp_plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
-            self.distributed_type = DistributedType.FSDP
             self.fsdp_plugin = fsdp_plugin
+        if self.fsdp_plugin is not None:  # every later AcceleratorState() copies PartialState's type again
+            PartialState._shared_state["distributed_type"] = self.distributed_type = DistributedType.FSDP
 
     AcceleratorState.__init__ = patched
 
@@ -55,7 +57,8 @@ def assert_sharded(trainer, backend):
     if trainer.ref_model is not None:  # the reference is prepared like the policy: sharded too
         params += list(trainer.ref_model.parameters())
     sharded = all(isinstance(p, DTensor) for p in params)
-    assert trainer.is_fsdp_enabled == (backend == "fsdp2") and sharded == (backend == "fsdp2"), (backend, sharded)
+    fsdp2 = trainer.is_fsdp_enabled and trainer.accelerator.is_fsdp2
+    assert fsdp2 == (backend == "fsdp2") and sharded == (backend == "fsdp2"), (backend, fsdp2, sharded)
     if backend == "fsdp2":
         local = sum(p.to_local().numel() for p in params)
         assert local < sum(p.numel() for p in params), "FSDP2: each process should hold only its shard"
@@ -158,6 +161,7 @@ def uneven(a):
     trainer._conscience_step = lambda *x: pairs.append(step(*x)) or pairs[-1]
     trainer.train()
     assert_sharded(trainer, a.backend)
+    trainer.save_model(os.path.join(a.workdir, "saved"))  # a collective under FSDP2: the full state dict
     out = {
         "calls": rec.calls,
         "decode_steps": rec.decode_steps,

@@ -48,6 +48,16 @@ def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, bac
     assert generates[0] == generates[1] == [3] * 6  # per step: the probes, then 2 correction rounds of 3
     if backend == "fsdp2":  # sharded: decoding runs in step everywhere (synced_gpus)
         assert busy["decode_steps"] == idle["decode_steps"]
+    saved = tmp_path / "saved"  # saving works on the backend, the conscience config beside the weights
+    weights = "adapter_model.safetensors" if peft else "model.safetensors"
+    assert (saved / weights).is_file() and (saved / "conscience_config.json").is_file()
+    if not peft:
+        from emergent_alignment.models import load_model
+
+        model, _ = load_model(str(saved))
+        start, _ = load_model(llama_dir)
+        trained = dict(model.named_parameters())
+        assert any(not torch.equal(p, trained[n]) for n, p in start.named_parameters())  # the trained weights
 
 
 @pytest.mark.slow
