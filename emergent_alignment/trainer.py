@@ -147,6 +147,10 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
         # The frozen copy, made before SFTTrainer patches the forward: PEFT shares the weights.
         # An explicit `ref_model` (TRL's convention) replaces it, at the cost of a second model.
+        if peft_config is not None and args.ref_adapter_name is not None:
+            raise ValueError(
+                "ref_adapter_name: a fresh adapter (peft_config) is its own reference with the adapter off"
+            )
         self.ref_adapter = _reference_adapter(model, args.ref_adapter_name) if peft_config is None else None
         self.ref_model = ref_model
         if ref_model is None and peft_config is None and not _is_peft(model):

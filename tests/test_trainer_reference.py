@@ -95,6 +95,10 @@ def test_a_trained_adapter_needs_a_named_reference_adapter(llama_dir, tmp_path):
     assert ref_logps.item() == pytest.approx(by_hand.item(), abs=1e-4)
     assert not torch.allclose(logits, base)  # so the base (adapter off) would have been the wrong reference
     assert model.active_adapter == "default"
+    with pytest.raises(ValueError, match="ref_adapter_name: a fresh adapter"):
+        trainer(llama_dir, tmp_path / "d", ref_adapter_name="ref", peft_config=model.peft_config["default"])
+    with pytest.raises(ValueError, match="ref_adapter_name: set only for a PEFT model"):
+        trainer(llama_dir, tmp_path / "e", ref_adapter_name="ref")
 
 
 def test_frozen_copy_forwards_run_in_eval_mode(llama_dir, tmp_path):
