@@ -165,8 +165,8 @@ def uneven(a):
     out = {
         "calls": rec.calls,
         "decode_steps": rec.decode_steps,
-        "pairs": [len(p) if p else 0 for p in pairs],
-        "total": [p.total if p else 0 for p in pairs],
+        "pairs": [0 if p is None else len(p) for p in pairs],
+        "total": [0 if p is None else p.total for p in pairs],  # (a Pairs with no rows is falsy)
         "dpo_loss": [h["dpo/loss"] for h in trainer.state.log_history if "dpo/loss" in h],
     }
     with open(os.path.join(a.workdir, f"calls-{rank}.json"), "w") as f:
