@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -257,12 +258,17 @@ def launch(name, shape, backend, lora, model_dir, a, nproc, workdir) -> dict:
     if a.tiny:
         env.update(ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
     start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_PER_CASE)
+        _, err = proc.communicate(timeout=TIMEOUT_PER_CASE)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker
+        proc.communicate()
         return {"case": name, "ok": False, "error": f"timed out after {TIMEOUT_PER_CASE} s (a hang?)"}
-    if run.returncode != 0:
-        return {"case": name, "ok": False, "error": run.stderr[-3000:]}
+    if proc.returncode != 0:
+        return {"case": name, "ok": False, "error": err[-3000:]}
     with open(result) as f:
         ranks = json.load(f)
     steps = [statistics.median(r["step_s"][1:] or r["step_s"]) for r in ranks]

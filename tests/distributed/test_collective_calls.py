@@ -1,28 +1,40 @@
 """Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
 whatever its data, under DDP and under a really sharded FSDP2; FSDP2's gradients equal one process's.
 
-A process that deviates would hang the others at their next collective: the process group times out
-after 60 s (`ddp_timeout`) and the launch itself after 300 s, so a hang fails instead of blocking."""
+A process that deviates would hang the others at their next collective: the process group has a 60 s
+timeout (`ddp_timeout`), and the launch is killed after TIMEOUT seconds (gloo does not always notice a
+mismatched collective), so a hang fails instead of blocking."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
 
+TIMEOUT = 180  # seconds for one launch; a normal one takes a small fraction of it
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/, for _fixed_pairs
 
 
 def launch(tmp_path, *args):
+    """torchrun, 2 processes; a hang is killed (the launcher and its workers) and fails the test."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd += [os.path.join(HERE, "_worker.py"), "--workdir", str(tmp_path), *args]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-4000:]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the processes did not finish within {TIMEOUT} s: a hang (one process waiting at a collective)")
+    assert proc.returncode == 0, err[-4000:]
 
 
 def calls(tmp_path, rank):
