@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -248,6 +247,22 @@ def run_case(a) -> None:
 # -- the command ----------------------------------------------------------------------------------
 
 
+def kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants (torchrun's workers live in their own process group)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def launch(name, shape, backend, lora, model_dir, a, nproc, workdir) -> dict:
     result = os.path.join(workdir, f"{name}.json")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
@@ -264,7 +279,7 @@ def launch(name, shape, backend, lora, model_dir, a, nproc, workdir) -> dict:
     try:
         _, err = proc.communicate(timeout=TIMEOUT_PER_CASE)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker
+        kill_tree(proc.pid)  # the launcher and every worker (they hold the output pipes open)
         proc.communicate()
         return {"case": name, "ok": False, "error": f"timed out after {TIMEOUT_PER_CASE} s (a hang?)"}
     if proc.returncode != 0:

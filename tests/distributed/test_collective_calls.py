@@ -7,7 +7,6 @@ mismatched collective), so a hang fails instead of blocking."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -18,6 +17,22 @@ TIMEOUT = 180  # seconds for one launch; a normal one takes a small fraction of 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/, for _fixed_pairs
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants (torchrun's workers live in their own process group)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def launch(tmp_path, *args):
@@ -31,7 +46,7 @@ def launch(tmp_path, *args):
     try:
         _, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)  # the launcher and every worker (they hold the output pipes open)
         proc.communicate()
         pytest.fail(f"the processes did not finish within {TIMEOUT} s: a hang (one process waiting at a collective)")
     assert proc.returncode == 0, err[-4000:]
