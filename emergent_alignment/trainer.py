@@ -158,6 +158,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
             add_fused_lm_head(self.ref_model)
+        _check_zero3_peft_checkpointing(_zero3_requested() and (peft_config is not None or _is_peft(model)), args)
 
         super().__init__(
             model,
@@ -174,6 +175,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
                 "fsdp_version: FSDP1 is not supported by EmergentAlignmentTrainer; use fsdp_version 2 "
                 "(examples/accelerate/fsdp2.yaml)"
             )
+        _check_zero3_peft_checkpointing(self._backend.is_zero3 and _is_peft(self.model), args)
         if self.ref_model is not None:
             self.ref_model = self._prepare_reference(self.ref_model)
         if self._train_prompts is not None:
@@ -260,7 +262,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     @torch.no_grad()
     def _conscience_step(self, model, inputs, step: int) -> Pairs | None:
-        with _no_router_logits(self.model, self.ref_model), self._gathered() as policy:
+        ref = self.accelerator.unwrap_model(self.ref_model) if self.ref_model is not None else None  # not the engine
+        with _no_router_logits(self.model, ref), self._gathered() as policy:
             return self._review_probes(policy, inputs, step)
 
     @contextmanager
@@ -646,6 +649,26 @@ def _check_parallelism(config):
     for name in ("tp_size", "cp_size", "sp_size"):
         if (getattr(config, name, 1) or 1) > 1:
             raise ValueError(f"parallelism_config: {name} > 1 is not supported by EmergentAlignmentTrainer")
+
+
+def _zero3_requested() -> bool:
+    """ZeRO-3 asked for, before the accelerator exists: by the config's `deepspeed` or an accelerate config."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled() or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+
+
+def _check_zero3_peft_checkpointing(zero3_peft: bool, args):
+    """PEFT under ZeRO-3 with gradient checkpointing: TRL forces reentrant checkpointing there (DeepSpeed fails
+    to recompute partitioned frozen weights without it), and reentrant checkpointing fires a parameter's
+    gradient hook once per forward, so the alignment term's two forwards before one backward make ZeRO-3
+    reduce a gradient twice (an assertion in DeepSpeed). Refused, naming the way out."""
+    if zero3_peft and args.gradient_checkpointing and args.aligning:
+        raise ValueError(
+            "gradient_checkpointing: PEFT under DeepSpeed ZeRO-3 needs reentrant checkpointing, which cannot train "
+            "the alignment term (two forwards before one backward reduce a gradient twice); set "
+            "gradient_checkpointing: false, or use FSDP2 (examples/accelerate/fsdp2.yaml), or full fine-tuning"
+        )
 
 
 def _complete_entry(line: str, resume_step: int) -> bool:

@@ -41,9 +41,29 @@ def use_fsdp2_on_cpu():
     AcceleratorState.__init__ = patched
 
 
+def use_deepspeed_on_cpu():
+    """accelerate's DeepSpeed state on a CPU: transformers starts it without a backend (one process, on a
+    machine without GPUs), so it is made here with gloo (DeepSpeed's CPU accelerator, DS_ACCELERATOR=cpu)."""
+    from accelerate.state import PartialState
+
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    PartialState(backend="gloo")
+
+
 def backend_args(backend: str) -> dict:
     if backend == "ddp":
         return {}
+    if backend == "zero3":
+        return dict(
+            accelerator_config={"use_configured_state": True},  # the state use_deepspeed_on_cpu made
+            deepspeed={
+                "zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
+                "train_micro_batch_size_per_gpu": "auto",
+                "gradient_accumulation_steps": "auto",
+                "train_batch_size": "auto",
+                "gradient_clipping": "auto",
+            },
+        )
     return dict(
         fsdp=True,
         fsdp_config={"version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP"},
@@ -62,6 +82,10 @@ def assert_sharded(trainer, backend):
     if backend == "fsdp2":
         local = sum(p.to_local().numel() for p in params)
         assert local < sum(p.numel() for p in params), "FSDP2: each process should hold only its shard"
+    if backend == "zero3":  # ZeRO-3 partitions: each process holds a slice (ds_tensor) of every parameter
+        assert trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
+        assert all(hasattr(p, "ds_id") for p in params)
+        assert sum(p.ds_tensor.numel() for p in params) < sum(p.ds_numel for p in params)
 
 
 class Recorder:
@@ -112,6 +136,22 @@ def stub_verdicts(trainer, rank):
     trainer.conscience.verdicts = verdicts
 
 
+def refused(model, workdir, peft_config, **kw):
+    from datasets import Dataset
+
+    from emergent_alignment.config import EmergentAlignmentConfig
+    from emergent_alignment.trainer import EmergentAlignmentTrainer
+
+    cfg = EmergentAlignmentConfig(output_dir=workdir, gradient_checkpointing=True, report_to=[], **kw)
+    data = Dataset.from_dict({"messages": [[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]]})
+    try:
+        EmergentAlignmentTrainer(model, args=cfg, train_dataset=data, probe_prompts=PROBES, peft_config=peft_config)
+    except ValueError as e:
+        assert str(e).startswith("gradient_checkpointing: PEFT under DeepSpeed ZeRO-3"), e
+    else:
+        raise AssertionError("PEFT + ZeRO-3 + gradient checkpointing should be refused")
+
+
 def uneven(a):
     from datasets import Dataset
 
@@ -126,8 +166,11 @@ def uneven(a):
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")
+    if a.backend == "zero3" and a.peft:  # refused with gradient checkpointing (see the trainer), run without
+        refused(a.model, a.workdir, peft_config, **backend_args(a.backend))
     cfg = EmergentAlignmentConfig(
         output_dir=a.workdir,
+        gradient_checkpointing=not (a.backend == "zero3" and a.peft),
         max_steps=2,
         per_device_train_batch_size=2,
         gradient_accumulation_steps=2,
@@ -189,11 +232,13 @@ def grads(a):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", choices=["uneven", "grads"])
-    ap.add_argument("--backend", choices=["ddp", "fsdp2"], default="ddp")
+    ap.add_argument("--backend", choices=["ddp", "fsdp2", "zero3"], default="ddp")
     ap.add_argument("--model"), ap.add_argument("--workdir")
     ap.add_argument("--peft", action="store_true")
     ap.add_argument("--batch", type=int, default=2)
     a = ap.parse_args()
     if a.backend == "fsdp2":
         use_fsdp2_on_cpu()
+    if a.backend == "zero3":
+        use_deepspeed_on_cpu()
     uneven(a) if a.check == "uneven" else grads(a)

@@ -1,5 +1,6 @@
 """Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
-whatever its data, under DDP and under a really sharded FSDP2; FSDP2's gradients equal one process's.
+whatever its data, under DDP, a really sharded FSDP2 and (where deepspeed is installed) ZeRO-3 through
+DeepSpeed's CPU accelerator; FSDP2's gradients equal one process's.
 
 A process that deviates would hang the others at their next collective: the process group has a 60 s
 timeout (`ddp_timeout`), and the launch is killed after TIMEOUT seconds (gloo does not always notice a
@@ -39,7 +40,11 @@ def launch(tmp_path, *args):
     """torchrun, 2 processes; a hang is killed (the launcher and its workers) and fails the test."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd += [os.path.join(HERE, "_worker.py"), "--workdir", str(tmp_path), *args]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    if "zero3" in args:  # DeepSpeed's CPU accelerator (accelerate turns DeepSpeed off under ACCELERATE_USE_CPU)
+        env["DS_ACCELERATOR"] = "cpu"
+    else:
+        env["ACCELERATE_USE_CPU"] = "true"
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -60,10 +65,12 @@ def calls(tmp_path, rank):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "backend,peft",
-    [("ddp", False), ("ddp", True), ("fsdp2", False), ("fsdp2", True)],
-    ids=["ddp", "ddp-lora", "fsdp2", "fsdp2-lora"],
+    [("ddp", False), ("ddp", True), ("fsdp2", False), ("fsdp2", True), ("zero3", False), ("zero3", True)],
+    ids=["ddp", "ddp-lora", "fsdp2", "fsdp2-lora", "zero3", "zero3-lora"],
 )
 def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, backend, peft):
+    if backend == "zero3":
+        pytest.importorskip("deepspeed", reason="ZeRO-3 runs where deepspeed is installed (not a project dependency)")
     launch(tmp_path, "--check", "uneven", "--backend", backend, "--model", llama_dir, *(["--peft"] if peft else []))
     busy, idle = calls(tmp_path, 0), calls(tmp_path, 1)
     # the data really differed: pairs on process 0 only, in both steps
@@ -73,7 +80,7 @@ def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, bac
     assert [what for what, _ in busy["calls"]] == [what for what, _ in idle["calls"]]
     generates = [[n for what, n in c["calls"] if what == "generate"] for c in (busy, idle)]
     assert generates[0] == generates[1] == [3] * 6  # per step: the probes, then 2 correction rounds of 3
-    if backend == "fsdp2":  # sharded: decoding runs in step everywhere (synced_gpus)
+    if backend != "ddp":  # sharded: decoding runs in step everywhere (synced_gpus)
         assert busy["decode_steps"] == idle["decode_steps"]
     saved = tmp_path / "saved"  # saving works on the backend, the conscience config beside the weights
     weights = "adapter_model.safetensors" if peft else "model.safetensors"
