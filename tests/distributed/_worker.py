@@ -12,6 +12,11 @@ gradients (full tensors, also when sharded) to `grads.pt`.
 parameters, checked). accelerate 1.15 turns an FSDP config into plain DDP on a CPU (MULTI_CPU), so
 here its state is switched to FSDP after it chose MULTI_CPU, and accelerate's own FSDP2 preparation
 (`fsdp2_prepare_model`) shards the model as it would on GPUs.
+
+`--backend zero3` (where deepspeed is installed; launched with DS_ACCELERATOR=cpu): DeepSpeed ZeRO-3
+through its CPU accelerator. transformers starts accelerate's DeepSpeed state without a backend, which
+on a machine without GPUs means one process, so the state is made here first with gloo. With LoRA the
+run first checks that gradient checkpointing is refused, then trains without it.
 """
 
 import argparse
