@@ -222,6 +222,44 @@ def uneven(a):
     trainer.accelerator.end_training()
 
 
+def resume(a):
+    """Train to `--steps` with a checkpoint every step (resuming from the last one with `--resume`); each
+    process writes the losses it logged to `losses-<rank>.json`."""
+    from datasets import Dataset
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from _fixed_pairs import CHATS
+
+    from emergent_alignment.config import EmergentAlignmentConfig
+    from emergent_alignment.trainer import EmergentAlignmentTrainer
+
+    cfg = EmergentAlignmentConfig(
+        output_dir=a.workdir,
+        max_steps=a.steps,
+        per_device_train_batch_size=2,
+        report_to=[],
+        save_strategy="steps",
+        save_steps=1,
+        logging_steps=1,
+        probe_batch_size=2,
+        probe_max_new_tokens=4,
+        conscience_max_new_tokens=4,
+        conscience_max_attempts=1,
+        max_length=128,
+        seed=0,
+        ddp_timeout=60,
+        **backend_args(a.backend),
+    )
+    data = Dataset.from_dict({"messages": CHATS * 2})
+    trainer = EmergentAlignmentTrainer(a.model, args=cfg, train_dataset=data, probe_prompts=PROBES)
+    trainer.train(resume_from_checkpoint=True if a.resume else None)
+    assert_sharded(trainer, a.backend)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    with open(os.path.join(a.workdir, f"losses-{trainer.accelerator.process_index}.json"), "w") as f:
+        json.dump(losses, f)
+    trainer.accelerator.end_training()
+
+
 def grads(a):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from _fixed_pairs import gradients
@@ -236,14 +274,16 @@ def grads(a):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--check", choices=["uneven", "grads"])
+    ap.add_argument("--check", choices=["uneven", "grads", "resume"])
     ap.add_argument("--backend", choices=["ddp", "fsdp2", "zero3"], default="ddp")
     ap.add_argument("--model"), ap.add_argument("--workdir")
     ap.add_argument("--peft", action="store_true")
     ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--resume", action="store_true")
     a = ap.parse_args()
     if a.backend == "fsdp2":
         use_fsdp2_on_cpu()
     if a.backend == "zero3":
         use_deepspeed_on_cpu()
-    uneven(a) if a.check == "uneven" else grads(a)
+    {"uneven": uneven, "grads": grads, "resume": resume}[a.check](a)

@@ -1,6 +1,6 @@
 """Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
 whatever its data, under DDP, a really sharded FSDP2 and (where deepspeed is installed) ZeRO-3 through
-DeepSpeed's CPU accelerator; FSDP2's gradients equal one process's.
+DeepSpeed's CPU accelerator; FSDP2's gradients equal one process's; FSDP2 checkpoints and resumes.
 
 A process that deviates would hang the others at their next collective: the process group has a 60 s
 timeout (`ddp_timeout`), and the launch is killed after TIMEOUT seconds (gloo does not always notice a
@@ -103,3 +103,21 @@ def test_fsdp2_gradients_equal_one_process(llama_dir, tmp_path):
     sharded = torch.load(tmp_path / "grads.pt")
     assert set(sharded) == set(single)
     assert max((single[n] - sharded[n]).abs().max().item() for n in single) < 1e-6
+
+
+@pytest.mark.slow
+def test_fsdp2_checkpoints_and_resumes(llama_dir, tmp_path):
+    """Checkpoints under FSDP2 (with the conscience config); a resumed run continues from the last one and
+    ends where a DDP run interrupted and resumed the same way ends."""
+    for backend in ("fsdp2", "ddp"):
+        run = tmp_path / backend
+        common = ["--check", "resume", "--backend", backend, "--model", llama_dir]
+        launch(run, *common, "--steps", "2")
+        assert (run / "checkpoint-2" / "conscience_config.json").is_file()
+        launch(run, *common, "--steps", "3", "--resume")
+        rows = [json.loads(line) for line in open(run / "conscience_log.jsonl")]
+        keys = [(r["step"], r["process"], r["probe"]) for r in rows]
+        assert sorted({k[0] for k in keys}) == [0, 1, 2] and len(set(keys)) == len(keys)  # each probe once
+    fsdp2 = json.loads((tmp_path / "fsdp2" / "losses-0.json").read_text())
+    ddp = json.loads((tmp_path / "ddp" / "losses-0.json").read_text())
+    assert len(fsdp2) == 3 and fsdp2 == pytest.approx(ddp, abs=1e-5)
