@@ -52,8 +52,8 @@ def launch(tmp_path, *args):
         _, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         kill_tree(proc.pid)  # the launcher and every worker (they hold the output pipes open)
-        proc.communicate()
-        pytest.fail(f"the processes did not finish within {TIMEOUT} s: a hang (one process waiting at a collective)")
+        _, err = proc.communicate()
+        pytest.fail(f"the processes did not finish within {TIMEOUT} s (a hang); where they waited:\n{err[-6000:]}")
     assert proc.returncode == 0, err[-4000:]
 
 
