@@ -27,6 +27,7 @@ import sys
 import torch
 
 PROBES = [[{"role": "user", "content": q}] for q in ("Tell me about humans.", "I'm bored.", "One wish?")]
+KEEP = []  # trainers stay referenced until os._exit: freeing one (a gloo object) could wait forever
 
 
 def use_fsdp2_on_cpu():
@@ -219,6 +220,7 @@ def uneven(a):
     }
     with open(os.path.join(a.workdir, f"calls-{rank}.json"), "w") as f:
         json.dump(out, f)
+    KEEP.append(trainer)
     trainer.accelerator.end_training()
 
 
@@ -257,6 +259,7 @@ def resume(a):
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     with open(os.path.join(a.workdir, f"losses-{trainer.accelerator.process_index}.json"), "w") as f:
         json.dump(losses, f)
+    KEEP.append(trainer)
     trainer.accelerator.end_training()
 
 
@@ -269,6 +272,7 @@ def grads(a):
     full = {n: (t.full_tensor() if hasattr(t, "full_tensor") else t) for n, t in g.items()}  # a collective
     if trainer.accelerator.is_main_process:
         torch.save(full, os.path.join(a.workdir, "grads.pt"))
+    KEEP.append(trainer)
     trainer.accelerator.end_training()
 
 
@@ -291,6 +295,6 @@ if __name__ == "__main__":
         use_deepspeed_on_cpu()
     {"uneven": uneven, "grads": grads, "resume": resume}[a.check](a)
     # Every result is written. Leave without running destructors: at times a gloo object's destructor
-    # waited forever at exit here (after training, saving and ending the process group).
+    # waited forever when the trainer was freed (after training, saving and ending the process group).
     sys.stdout.flush(), sys.stderr.flush()
     os._exit(0)
