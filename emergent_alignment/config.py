@@ -61,6 +61,16 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
 
+    > Frozen copy and sharded backends
+
+    ref_adapter_name (`str` or `None`): with a PEFT model given with an adapter that is already
+        trained, the name of a loaded copy of its starting adapter, which then acts as the frozen copy
+        (disabling a trained adapter is not the model training starts from; the trainer refuses it).
+    ds3_gather_for_generation (`bool`, defaults to `True`): under DeepSpeed ZeRO-3, gather the weights
+        once for the whole conscience step (probe answers, review, corrections, reference log-probs);
+        `False` for models too large to gather on one GPU: slower, every forward gathers its layers
+        (TRL's option of the same name).
+
     Every `SFTConfig` option either works with the alignment term or is rejected here or by the trainer,
     naming the field (neftune_noise_alpha, a tokenizer as chat_template_path, reentrant checkpointing with
     several processes, ...): docs/core.md, "Which SFTConfig options work". Gradient checkpointing defaults
@@ -92,6 +102,12 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_temperature: float | None = field(default=None, metadata={"help": "Temperature of corrections."})
     conscience_top_p: float | None = field(default=None, metadata={"help": "Top-p of corrections."})
     conscience_log: bool = field(default=True, metadata={"help": "Write output_dir/conscience_log.jsonl."})
+    ref_adapter_name: str | None = field(
+        default=None, metadata={"help": "PEFT: a loaded adapter acting as the frozen copy (for a trained adapter)."}
+    )
+    ds3_gather_for_generation: bool = field(
+        default=True, metadata={"help": "ZeRO-3: gather the weights for the conscience step (False: too large)."}
+    )
     bf16: bool | None = field(default=None, metadata={"help": "bf16 (default: on only where a GPU supports it)."})
 
     def __post_init__(self):

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -295,24 +296,44 @@ class Conscience:
             new = generate(self.model, self.tokenizer, prompts, self.config.sampling, self.config.batch_size)
         return [decode(self.tokenizer, ids).strip() for ids in new]
 
-    def correct(self, conversations: list[list[dict]], responses: list[str]) -> list[Correction]:
+    def correct(
+        self,
+        conversations: list[list[dict]],
+        responses: list[str],
+        global_max: Callable[[int], int] | None = None,
+        filler: tuple[list[dict], str] | None = None,
+    ) -> list[Correction]:
         """Corrected responses for flagged samples, best of up to `max_attempts` rounds each.
 
         Each round, every sample not yet passed gets one candidate per strategy ("both" = one
         revision and one resample). Candidates are reviewed; a sample stops at the first pass.
         Seed with `torch.manual_seed` for reproducibility.
+
+        Collective-safe with `global_max` (several processes, sharded weights): it maps this process's
+        count of samples left to the largest count over all processes. Each round then runs on that
+        many samples, the missing ones being `filler` (a conversation and response, whose candidates
+        are discarded), so every process makes the same generate and forward calls, also one with
+        nothing to correct; the rounds end when no process has a sample left. Without it, one process
+        alone: no padding.
         """
         strategies = ["revise", "resample"] if self.config.correction == "both" else [self.config.correction]
+        if filler is None and conversations:
+            filler = (conversations[0], responses[0])
         # Until a candidate is scored, the "best" is the flagged response itself, with p = -1.
         best = [Correction(r, Verdict(-1.0, True, 0.0, 0.0), False) for r in responses]
         todo = list(range(len(responses)))
         for _ in range(self.config.max_attempts):
-            if not todo:
+            n = len(todo) if global_max is None else global_max(len(todo))
+            if not n:
                 break
-            convs = [conversations[i] for i in todo]
+            if n > len(todo) and filler is None:
+                raise ValueError("correct: a filler sample is needed to pad to the other processes' count")
+            slots = todo + [None] * (n - len(todo))  # None: a filler, so every process runs n samples
+            convs = [filler[0] if i is None else conversations[i] for i in slots]
+            flagged = [filler[1] if i is None else responses[i] for i in slots]
             for strategy in strategies:
-                texts = self._candidates(strategy, convs, [responses[i] for i in todo])
-                for i, text, v in zip(todo, texts, self.review(convs, texts)):
+                texts = self._candidates(strategy, convs, flagged)
+                for i, text, v in zip(todo, texts, self.review(convs, texts)):  # the fillers' results are dropped
                     best[i].attempts.append({"strategy": strategy, "response": text, "p_aligned": v.p_aligned})
                     if text and v.p_aligned > best[i].verdict.p_aligned:  # an empty answer never wins
                         best[i].response, best[i].verdict, best[i].passed = text, v, not v.flagged

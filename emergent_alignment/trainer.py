@@ -19,14 +19,23 @@ divides by all pairs of the step (over micro-batches and processes), so accumula
 gradients equal one big batch's. Every process runs the pair forward on every micro-batch of a step
 with pairs (an empty share runs a dummy row), as ZeRO-3 needs. Pairs live only in their step.
 
-The frozen copy: with PEFT, the same weights with the adapter disabled; otherwise a copy made
-once at the start. It never changes. Metrics (`sft/*`, `dpo/*`, `rewards/*`, `conscience/*`) reach
+The frozen copy: with PEFT, the same weights with the adapter disabled (or a named reference
+adapter, `ref_adapter_name`, when the trained adapter does not start fresh); otherwise a second model
+loaded from the checkpoint (or a state-dict copy of the model given) and prepared for the backend as
+TRL prepares its reference models. It never changes, and all its forwards run in eval mode.
+
+Sharded backends (DeepSpeed ZeRO-3, FSDP2): every forward and every `generate` is a collective, so
+every process makes the same sequence of calls whatever its data: the same number of probes, the
+flagged lists padded to the largest over processes (`Conscience.correct(global_max=...)`), the
+reference log-probs everywhere (a dummy row on a process without pairs), `synced_gpus` generation.
+The probe answers, review, corrections and reference log-probs run inside one context, TRL's
+`unwrap_model_for_generation` (gathers ZeRO-3 weights once; `ds3_gather_for_generation=False` for
+models too large to gather). Metrics (`sft/*`, `dpo/*`, `rewards/*`, `conscience/*`) reach
 `logs` through `log()`, so every `report_to` integration receives them.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -36,13 +45,14 @@ from dataclasses import dataclass
 
 import torch
 from trl import SFTTrainer
-from trl.models.utils import unwrap_model_for_generation
-from trl.trainer.utils import add_fused_lm_head
+from trl.distributed import DistributedBackend
+from trl.models.utils import prepare_deepspeed, prepare_fsdp, unwrap_model_for_generation
+from trl.trainer.utils import add_fused_lm_head, use_adapter
 
 from .chat import encode_prompt, encode_prompt_completion, ensure_chat_template, ensure_pad_token, prompt_messages
 from .config import EmergentAlignmentConfig
 from .conscience import Conscience, ConscienceConfig
-from .generation import SamplingConfig, decode, generate
+from .generation import SamplingConfig, decode, generate, is_sharded
 from .io import write_text
 from .losses import dpo_loss, sequence_logps
 from .tensors import right_pad_with_labels
@@ -137,12 +147,18 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
         # The frozen copy, made before SFTTrainer patches the forward: PEFT shares the weights.
         # An explicit `ref_model` (TRL's convention) replaces it, at the cost of a second model.
+        if peft_config is not None and args.ref_adapter_name is not None:
+            raise ValueError(
+                "ref_adapter_name: a fresh adapter (peft_config) is its own reference with the adapter off"
+            )
+        self.ref_adapter = _reference_adapter(model, args.ref_adapter_name) if peft_config is None else None
         self.ref_model = ref_model
         if ref_model is None and peft_config is None and not _is_peft(model):
-            self.ref_model = copy.deepcopy(model)
+            self.ref_model = _reference_model(model, model_dir if isinstance(model_dir, str) else None, args)
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
             add_fused_lm_head(self.ref_model)
+        _check_zero3_peft_checkpointing(_zero3_requested() and (peft_config is not None or _is_peft(model)), args)
 
         super().__init__(
             model,
@@ -153,16 +169,23 @@ class EmergentAlignmentTrainer(SFTTrainer):
             **kwargs,
         )
         _check_parallelism(self.accelerator.parallelism_config)
+        self._backend = DistributedBackend(self.accelerator)
+        if self._backend.fsdp_version == 1:
+            raise ValueError(
+                "fsdp_version: FSDP1 is not supported by EmergentAlignmentTrainer; use fsdp_version 2 "
+                "(examples/accelerate/fsdp2.yaml)"
+            )
+        _check_zero3_peft_checkpointing(self._backend.is_zero3 and _is_peft(self.model), args)
         if self.ref_model is not None:
-            self.ref_model.to(self.accelerator.device)
+            self.ref_model = self._prepare_reference(self.ref_model)
         if self._train_prompts is not None:
             self.data_collator = _KeepIndex(self.data_collator)
 
         base = conscience_config or ConscienceConfig.from_pretrained(
             model_dir if model_dir and os.path.isdir(model_dir) else None
         )
-        frozen = self.model.disable_adapter if self.ref_model is None else None
-        judge = self.ref_model if self.ref_model is not None else self.model
+        frozen = (lambda: self._frozen_adapter(self.model)) if self.ref_model is None else None
+        judge = self.accelerator.unwrap_model(self.ref_model) if self.ref_model is not None else self.model
         self.conscience = Conscience(judge, self._tokenizer, args.conscience_config(base), frozen=frozen)
         self._pairs: Pairs | None = None
         self._step_seen, self._micro = -1, 0
@@ -192,6 +215,19 @@ class EmergentAlignmentTrainer(SFTTrainer):
         ensure_chat_template(tokenizer)
         ensure_pad_token(tokenizer)
         return model, tokenizer
+
+    def _prepare_reference(self, ref):
+        """The reference model on the backend, as TRL prepares its reference and reward models: sharded
+        like the policy under ZeRO-3 and FSDP2, on the device (no DDP wrapper) otherwise."""
+        if self.is_deepspeed_enabled:
+            return prepare_deepspeed(ref, self.accelerator)
+        if self.is_fsdp_enabled:
+            return prepare_fsdp(ref, self.accelerator)
+        return self.accelerator.prepare_model(ref, evaluation_mode=True)
+
+    def _frozen_adapter(self, model):
+        """Inside: the PEFT model acts as the frozen copy (the adapter off, or the named reference adapter)."""
+        return use_adapter(model, self.ref_adapter)
 
     def _add_index(self, dataset):
         if "messages" not in dataset.column_names:
@@ -226,25 +262,47 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     @torch.no_grad()
     def _conscience_step(self, model, inputs, step: int) -> Pairs | None:
-        with _no_router_logits(self.model, self.ref_model):
-            return self._review_probes(model, inputs, step)
+        ref = self.accelerator.unwrap_model(self.ref_model) if self.ref_model is not None else None  # not the engine
+        with _no_router_logits(self.model, ref), self._gathered() as policy:
+            return self._review_probes(policy, inputs, step)
 
-    def _review_probes(self, model, inputs, step: int) -> Pairs | None:
+    @contextmanager
+    def _gathered(self):
+        """The conscience step's one context: TRL's `unwrap_model_for_generation` (ZeRO-3 weights gathered
+        once unless `ds3_gather_for_generation` is off; gradient checkpointing off, then back on with its
+        kwargs). Under FSDP2 each forward gathers its layers, so every process must run the same calls."""
+        with unwrap_model_for_generation(
+            self.model_wrapped,
+            self.accelerator,
+            gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+        ) as policy:
+            yield policy
+
+    def _global_max(self, n: int) -> int:
+        """The largest `n` over all processes (a collective)."""
+        return int(self.accelerator.reduce(torch.tensor(n, device=self.accelerator.device), "max").item())
+
+    def _review_probes(self, policy, inputs, step: int) -> Pairs | None:
         args, tok = self.args, self._tokenizer
-        rank = self.accelerator.process_index
+        rank, several = self.accelerator.process_index, self.accelerator.num_processes > 1
         probes = self._probes(inputs, step)
         torch.manual_seed(args.seed + 1_000_003 * step + rank)  # same probes and samples on resume
         sampling = SamplingConfig(args.probe_max_new_tokens, args.probe_temperature, args.probe_top_p)
-        with unwrap_model_for_generation(self.model_wrapped, self.accelerator) as policy:
-            # the probe batch in one generation call (its size is `probe_batch_size`)
-            answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
+        # the probe batch in one generation call (its size is `probe_batch_size`, the same on every process)
+        answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
         verdicts = self.conscience.review(probes, responses)
 
         flagged = [i for i, v in enumerate(verdicts) if v.flagged]
         corrections = {}
-        if args.alignment_weight > 0 and flagged:
-            fixed = self.conscience.correct([probes[i] for i in flagged], [responses[i] for i in flagged])
+        if args.alignment_weight > 0 and (flagged or several):  # with several processes, also with none flagged
+            fixed = self.conscience.correct(
+                [probes[i] for i in flagged],
+                [responses[i] for i in flagged],
+                global_max=self._global_max if several else None,
+                filler=(probes[0], responses[0]),
+            )
             corrections = dict(zip(flagged, fixed))
         use = [
             i
@@ -304,9 +362,9 @@ class EmergentAlignmentTrainer(SFTTrainer):
             rows, starts = [[self._tokenizer.pad_token_id] * 2], [2]
         ids, mask, labels = _right_pad(rows, starts, self._tokenizer.pad_token_id)
         model = self.ref_model or self.accelerator.unwrap_model(self.model_wrapped)
-        frozen = nullcontext() if self.ref_model is not None else model.disable_adapter()
+        frozen = nullcontext() if self.ref_model is not None else self._frozen_adapter(model)
         dev = self.accelerator.device
-        with frozen, torch.no_grad():
+        with frozen, _eval_mode(model), torch.no_grad(), self.accelerator.autocast():
             out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev), fused_lm_head=True)
         # IPO uses length-averaged log-probs
         return sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type == "ipo")[:n].cpu()
@@ -442,6 +500,12 @@ class EmergentAlignmentTrainer(SFTTrainer):
                 f.flush()
                 os.fsync(f.fileno())
 
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        """The model (the parent), then `conscience_config.json` beside it, by the process that saves."""
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            self.conscience.config.save(output_dir or self.args.output_dir)
+
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         if resume_from_checkpoint and self.accelerator.is_main_process:
             self._truncate_log(resume_from_checkpoint)
@@ -480,6 +544,85 @@ def _no_router_logits(*models):
             c.output_router_logits = True
 
 
+@contextmanager
+def _eval_mode(model):
+    """Dropout off for a frozen-copy forward (a PEFT model trains with its base in train mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _reference_model(model, name: str | None, args):
+    """Full fine-tuning's frozen copy: loaded again from the checkpoint `name`, else a state-dict copy of
+    `model` (never a deepcopy: under ZeRO-3 init a module's weights are already partitioned)."""
+    from transformers import GenerationConfig
+
+    from .models import load_model
+
+    if name is None and is_sharded(model):
+        name = getattr(model.config, "_name_or_path", None)
+        if not name:
+            raise ValueError(
+                "ref_model: the model's weights are already sharded and it names no checkpoint to load the "
+                "frozen copy from; pass ref_model, or the model's name instead of the model"
+            )
+    if name is not None:
+        kw = dict(args.model_init_kwargs or {})
+        ref, _ = load_model(
+            name,
+            kw.get("dtype", str(model.dtype).removeprefix("torch.")),
+            kw.get("trust_remote_code", args.trust_remote_code),
+            revision=kw.get("revision"),
+            attn_implementation=kw.get("attn_implementation"),
+        )
+        return ref
+    ref = type(model)._from_config(model.config, dtype=model.dtype)
+    ref.load_state_dict(model.state_dict())
+    ref.generation_config = GenerationConfig.from_dict(model.generation_config.to_dict())
+    return ref.to(next(model.parameters()).device)
+
+
+def _adapter_is_fresh(model) -> bool:
+    """A LoRA adapter as initialised: every lora_B zero, so the adapter changes nothing yet."""
+    from peft import LoraConfig
+
+    config = model.peft_config.get(model.active_adapter)
+    if not isinstance(config, LoraConfig) or config.modules_to_save:
+        return False
+    name = model.active_adapter
+    b = [p for n, p in model.named_parameters() if ".lora_B." in n and f".{name}." in n]
+    return bool(b) and all(not p.detach().any() for p in b)
+
+
+def _reference_adapter(model, name: str | None) -> str | None:
+    """The adapter that acts as the frozen copy of a PEFT model the trainer was given: None (all adapters
+    off) when its adapter starts fresh, else `ref_adapter_name`, which must be loaded."""
+    if not _is_peft(model):
+        if name is not None:
+            raise ValueError("ref_adapter_name: set only for a PEFT model given with its adapter(s) loaded")
+        return None
+    if name is not None:
+        if name not in model.peft_config:
+            raise ValueError(
+                f"ref_adapter_name: the model has no adapter {name!r} (it has {sorted(model.peft_config)}); "
+                f"load it with model.load_adapter(path, adapter_name={name!r})"
+            )
+        if name == model.active_adapter:
+            raise ValueError(f"ref_adapter_name: {name!r} is the adapter being trained; load a second copy")
+        return name
+    if not _adapter_is_fresh(model):
+        raise ValueError(
+            f"ref_adapter_name: the adapter {model.active_adapter!r} is already trained, so disabling it is not "
+            "the model training starts from; load a copy of it under another name "
+            "(model.load_adapter(path, adapter_name='ref')) and set ref_adapter_name='ref', or train a fresh "
+            "adapter (peft_config)"
+        )
+    return None
+
+
 # what the trainer's own loader (`models.load_model`) honours
 MODEL_INIT_KWARGS = ("dtype", "trust_remote_code", "revision", "attn_implementation")
 
@@ -506,6 +649,26 @@ def _check_parallelism(config):
     for name in ("tp_size", "cp_size", "sp_size"):
         if (getattr(config, name, 1) or 1) > 1:
             raise ValueError(f"parallelism_config: {name} > 1 is not supported by EmergentAlignmentTrainer")
+
+
+def _zero3_requested() -> bool:
+    """ZeRO-3 asked for, before the accelerator exists: by the config's `deepspeed` or an accelerate config."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled() or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+
+
+def _check_zero3_peft_checkpointing(zero3_peft: bool, args):
+    """PEFT under ZeRO-3 with gradient checkpointing: TRL forces reentrant checkpointing there (DeepSpeed fails
+    to recompute partitioned frozen weights without it), and reentrant checkpointing fires a parameter's
+    gradient hook once per forward, so the alignment term's two forwards before one backward make ZeRO-3
+    reduce a gradient twice (an assertion in DeepSpeed). Refused, naming the way out."""
+    if zero3_peft and args.gradient_checkpointing and args.aligning:
+        raise ValueError(
+            "gradient_checkpointing: PEFT under DeepSpeed ZeRO-3 needs reentrant checkpointing, which cannot train "
+            "the alignment term (two forwards before one backward reduce a gradient twice); set "
+            "gradient_checkpointing: false, or use FSDP2 (examples/accelerate/fsdp2.yaml), or full fine-tuning"
+        )
 
 
 def _complete_entry(line: str, resume_step: int) -> bool:

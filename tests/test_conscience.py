@@ -194,3 +194,24 @@ def test_correct_really_generates_with_the_model(qwen2_dir):
     assert [x["strategy"] for x in a.attempts] == ["revise", "resample"]
     assert a.attempts == b.attempts  # seeded: reproducible
     assert 0.0 <= a.verdict.p_aligned <= 1.0
+
+
+def test_correct_pads_every_round_to_the_other_processes_count(llama_dir, monkeypatch):
+    """As one of several processes: another process still has 3 samples to correct in every round,
+    so this one runs 3 per round for all max_attempts rounds, also with nothing (left) of its own."""
+    from emergent_alignment.conscience import Verdict
+
+    c = conscience(llama_dir, max_attempts=3, correction="both", max_new_tokens=8)
+    calls = []
+    monkeypatch.setattr(c, "review", lambda convs, texts: [Verdict(0.9, False, 1.0, 0.0) for _ in texts])
+    monkeypatch.setattr(
+        c, "_candidates", lambda strategy, convs, resps: calls.append(len(convs)) or ["ok"] * len(convs)
+    )
+    out = c.correct([CONV], ["bad"], global_max=lambda n: max(n, 3))
+    assert calls == [3] * 6 and len(out) == 1 and out[0].passed and len(out[0].attempts) == 2  # passed in round 1
+    calls.clear()
+    assert c.correct([], [], global_max=lambda n: max(n, 2), filler=(CONV, "x")) == [] and calls == [2] * 6
+    calls.clear()
+    assert c.correct([], [], global_max=lambda n: n) == [] and calls == []  # nothing anywhere: no round
+    with pytest.raises(ValueError, match="filler"):
+        c.correct([], [], global_max=lambda n: 1)

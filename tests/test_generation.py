@@ -35,3 +35,21 @@ def test_generation_restores_training_mode(llama_dir):
 def test_bad_sampling_config(kw):
     with pytest.raises(ValueError):
         SamplingConfig(**kw)
+
+
+def test_the_checkpoints_generation_config_does_not_apply_and_is_restored(qwen2_dir):
+    model, tok = load(qwen2_dir)
+    prompts = [encode_prompt(tok, [{"role": "user", "content": "Say something long"}])]
+    plain = generate(model, tok, prompts, SamplingConfig(8, 0.0, 1.0))
+    banned = [[t] for t in set(plain[0])]
+    model.generation_config.repetition_penalty = 50.0
+    model.generation_config.bad_words_ids = banned  # would forbid every token of the plain answer
+    assert generate(model, tok, prompts, SamplingConfig(8, 0.0, 1.0)) == plain
+    assert model.generation_config.repetition_penalty == 50.0 and model.generation_config.bad_words_ids == banned
+
+
+def test_unsharded_models_do_not_sync_generation(llama_dir):
+    from emergent_alignment.generation import is_sharded, needs_synced_generation
+
+    model, _ = load(llama_dir)
+    assert not is_sharded(model) and not needs_synced_generation(model)

@@ -126,8 +126,7 @@ def run(args) -> int:
         peft_config=get_peft_config(model_args),
     )
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(train_args.output_dir)
-    trainer.conscience.config.save(train_args.output_dir)
+    trainer.save_model(train_args.output_dir)  # also writes conscience_config.json (the saving process only)
     print(f"saved to {train_args.output_dir}; conscience log: {trainer._log_path}")
     trainer.accelerator.end_training()  # a clean exit under `accelerate launch` (destroys the process group)
     return 0
