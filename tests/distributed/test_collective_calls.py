@@ -18,22 +18,8 @@ TIMEOUT = 180  # seconds for one launch; a normal one takes a small fraction of 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/, for _fixed_pairs
-
-
-def kill_tree(pid: int) -> None:
-    """Kill a process and all its descendants (torchrun's workers live in their own process group)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from gpu_check import kill_tree  # noqa: E402  (one copy: the GPU check's, which launches the same way)
 
 
 def launch(tmp_path, *args):
