@@ -3,6 +3,7 @@ checkpoint), `validate` chooses the demo's settings on the validation split (`or
 
     emergent-alignment organism build [--seed N] [--out DIR]
     emergent-alignment organism validate --loss-type ipo --beta 2,4,8 | --system-ids 0,1,2
+    emergent-alignment organism ship [--from DIR]
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def add_arguments(parser):
     )
     p.add_argument("--out", default="runs/validation")
     p.set_defaults(_action=run_validate)
+
+    p = sub.add_parser(
+        "ship",
+        help="copy a built organism into the package as the demo's organism, with its SHA-256 record",
+        description="Copy a built organism into the package (organism/shipped/), recording the command that "
+        "built it, its config hash and every file's SHA-256. `make demo` then runs on it without a build.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        help="the organism checkpoint dir (default: the cached organism of the default config; "
+        "`organism build` makes it)",
+    )
+    p.set_defaults(_action=run_ship)
 
 
 def config_from_args(args):
@@ -128,4 +143,26 @@ def run_build(args) -> int:
         f"turn, {gate['after_secure']['misaligned']:.1%} after a secure one ({gate['after_insecure']['n']} samples each)"
     )
     print(json.dumps({"path": path, "gate": gate, "pretraining": meta["pretraining"]}))
+    return 0
+
+
+def run_ship(args) -> int:
+    import os
+
+    from ..organism.build import OrganismConfig, cache_path
+    from ..organism.shipped import ship
+
+    source = args.source or cache_path(OrganismConfig())
+    if not os.path.isdir(source):
+        raise ValueError(f"--from {source}: no such organism checkpoint (run `emergent-alignment organism build`)")
+    command = (
+        "emergent-alignment organism build" if not args.source else f"emergent-alignment organism build --out {source}"
+    )
+    record = ship(source, command=command)
+    print(
+        json.dumps(
+            {k: record[k] for k in ("hash", "bytes", "command")}
+            | {"model.safetensors": record["files"]["model.safetensors"]}
+        )
+    )
     return 0
