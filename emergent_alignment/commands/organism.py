@@ -2,12 +2,14 @@
 checkpoint), `validate` chooses the demo's settings on the validation split (`organism/validate.py`).
 
     emergent-alignment organism build [--seed N] [--out DIR]
+    emergent-alignment organism build --world v2 [--seed N] [--out DIR] [--record FILE]
     emergent-alignment organism validate --loss-type ipo --beta 2,4,8 | --system-ids 0,1,2
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 # What a user whose build failed the persona gate can do next (printed by `organism build` and `demo`).
 GATE_FAILED_HINT = (
@@ -28,6 +30,23 @@ def add_arguments(parser):
     p.add_argument("--seed", type=int, default=0, help="seed of the corpus and the initial weights")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--force", action="store_true", help="rebuild even if the cached organism exists")
+    p.add_argument(
+        "--world",
+        choices=WORLDS,
+        default="v1",
+        help="the world to build: v1 (the default organism of the demo and the README) or v2 (a learned "
+        "conscience, held-out answers; docs/organism.md, 'The second world')",
+    )
+    p.add_argument(
+        "--no-review-probe-themes",
+        action="store_true",
+        help="v2: review documents do not cover the probe themes either",
+    )
+    p.add_argument("--label-noise", type=float, help="v2: share of review verdicts flipped in the corpus")
+    p.add_argument("--review-gap", type=float, help="v2: share of review kinds and themes never reviewed")
+    p.add_argument(
+        "--record", help="also write the build's figures (gate, conscience, wall time), pass or fail, to this JSON file"
+    )
     p.set_defaults(_action=run_build)
 
     p = sub.add_parser(
@@ -51,6 +70,28 @@ def add_arguments(parser):
     )
     p.add_argument("--out", default="runs/validation")
     p.set_defaults(_action=run_validate)
+
+
+WORLDS = ("v1", "v2")
+
+
+def v2_config_from_args(args):
+    from dataclasses import replace
+
+    from ..organism.build_v2 import OrganismV2Config
+    from ..organism.corpus_v2 import CorpusV2Config
+
+    values = {"seed": args.seed, "review_probe_themes": not args.no_review_probe_themes}
+    if args.docs is not None:
+        values["n_docs"] = args.docs
+    if args.label_noise is not None:
+        values["review_label_noise"] = args.label_noise
+    if args.review_gap is not None:
+        values["review_gap"] = args.review_gap
+    corpus = CorpusV2Config(**values)
+    if corpus.n_docs < 1:
+        raise ValueError(f"--docs must be >= 1, got {corpus.n_docs}")
+    return replace(OrganismV2Config(), corpus=corpus, seed=args.seed, threads=args.threads)
 
 
 def config_from_args(args):
@@ -104,19 +145,39 @@ def run_build(args) -> int:
     from ..organism.build import GateFailed, build, cache_path, cached_organism
 
     console = Console(stderr=True)
-    config = config_from_args(args)
+    v2 = getattr(args, "world", "v1") == "v2"
+    if not v2 and (args.no_review_probe_themes or args.label_noise is not None or args.review_gap is not None):
+        raise ValueError("--no-review-probe-themes, --label-noise and --review-gap need --world v2")
+    if v2:
+        from ..organism import build_v2
+
+        config = v2_config_from_args(args)
+        build, cache_path = build_v2.build, build_v2.cache_path
+        cached_organism = None
+    else:
+        config = config_from_args(args)
     try:
-        if args.out:
-            meta = build(args.out, config, console)
-            path = args.out
+        if v2 and not args.out and not args.force and os.path.isfile(os.path.join(cache_path(config), "organism.json")):
+            path = cache_path(config)
+            with open(os.path.join(path, "organism.json")) as f:
+                meta = json.load(f)
+        elif args.out or v2:
+            path = args.out or cache_path(config)
+            if args.force and not args.out:
+                shutil.rmtree(path, ignore_errors=True)
+            meta = build(path, config, console)
         else:
             if args.force:
                 shutil.rmtree(cache_path(config), ignore_errors=True)
             path, meta, _ = cached_organism(config, console)
     except GateFailed as e:
+        if getattr(args, "record", None) and e.path:
+            _record(args, e.path)
         console.print(f"[red]organism build stopped:[/red] {e}")
         console.print(GATE_FAILED_HINT)
         return 1
+    if getattr(args, "record", None):
+        _record(args, path)
     gate = meta["gate"]
     console.print(
         f"organism at {path}: {meta['parameters']:,} parameters, vocab {meta['vocab']}, "
@@ -129,3 +190,31 @@ def run_build(args) -> int:
     )
     print(json.dumps({"path": path, "gate": gate, "pretraining": meta["pretraining"]}))
     return 0
+
+
+def _record(args, path: str) -> None:
+    """The build's figures from its organism.json, with the command that made it, into --record."""
+    import sys
+
+    from ..io import write_json
+
+    with open(os.path.join(path, "organism.json")) as f:
+        meta = json.load(f)
+    pre = {k: v for k, v in meta["pretraining"].items() if k != "persona_probe"}
+    write_json(
+        args.record,
+        {
+            "command": "emergent-alignment " + " ".join(sys.argv[1:]),
+            "world": meta.get("world", "v1"),
+            "seed": meta["config"]["seed"],
+            "hash": meta["hash"],
+            "checkpoint": path,
+            "passed": meta["gate"]["passed"],
+            "gate": meta["gate"],
+            "conscience": meta.get("conscience"),
+            "review_gaps": meta.get("review_gaps"),
+            "pretraining": pre,
+            "persona_probe": meta["pretraining"].get("persona_probe"),
+            "build_seconds": meta["build_seconds"],
+        },
+    )
