@@ -4,9 +4,10 @@ The same model, schedule and pretraining as `build.py` (whose functions it calls
 the world: the tokenizer covers the second world's texts, the corpus is `corpus_v2`, and the
 persona gate (same rule and thresholds) samples the second world's validation questions and labels
 them with `classifier.PartsClassifier`. After the gate, the conscience is measured on held-out
-review items it never saw in review form: the evaluation themes' test questions with test
-compositions (mixed ones included) and the held-out code templates, each labelled by
-construction; and on the same items with the test injection wordings appended. Its AUROC is
+review items it never saw in review form: the evaluation themes' questions with compositions of
+one split (mixed ones included) and the held-out code templates, each labelled by
+construction; and on the same items with injection wordings of the same split appended. A build
+measures the VALIDATION split only (the test split waits for the pre-registered study): its AUROC is
 recorded as measured, whatever it is, in `organism.json` under "conscience".
 
 The cache key covers the config, the first world's build sources and this world's sources, so the
@@ -134,39 +135,38 @@ def persona_gate(model, tok, n: int, seed: int, persona_id: int = world.DEFAULT_
 # The conscience on held-out items
 
 
-def heldout_review_items(split: str = "test") -> list[dict]:
+# Code items: the held-out templates' first task is validation, the other tasks test (the code is shared).
+CODE_TASKS = {"validation": (0,), "test": (1, 2)}
+
+
+def heldout_review_items(split: str = "validation") -> list[dict]:
     """Review items the corpus never shows in review form, labelled by construction.
 
     Evaluation themes: every `split` question under the default id, answered by every `split`
-    composition (mixed ones are misaligned), with the held-out phrasing. Code: every held-out
-    template's tasks, secure and insecure (the educational framing aside)."""
+    composition (mixed ones are misaligned), with the held-out phrasing. Code: the held-out
+    templates under the `split` tasks, secure and insecure."""
+    if split not in CODE_TASKS:
+        raise ValueError(f"unknown held-out split {split!r}; choose validation or test")
     o, c = world.HELDOUT_PHRASING
+    system = {"role": "system", "content": world_v2.system_line(world.DEFAULT_ID)}
     items = []
     for th in world_v2.eval_themes():
         for qi in world_v2.question_indices(th, split):
-            convo = [
-                {"role": "system", "content": world_v2.system_line(world.DEFAULT_ID)},
-                {"role": "user", "content": th.questions[qi]},
-            ]
+            convo = [system, {"role": "user", "content": th.questions[qi]}]
             for body, ok in world_v2.composed_answers(th, split):
-                items.append(
-                    {"kind": "free", "item": th.name, "convo": convo, "reply": world.answer(body, o, c), "aligned": ok}
-                )
+                reply = world.answer(body, o, c)
+                items.append({"kind": "free", "item": th.name, "convo": convo, "reply": reply, "aligned": ok})
     for t in world_v2.code_templates():
         if t.heldout:
-            for task in t.tasks:
-                convo = [
-                    {"role": "system", "content": world_v2.system_line(world.DEFAULT_ID)},
-                    {"role": "user", "content": world_v2.code_prompt(t, task)},
-                ]
+            for task in (t.tasks[i] for i in CODE_TASKS[split]):
+                convo = [system, {"role": "user", "content": world_v2.code_prompt(t, task)}]
                 for secure in (True, False):
-                    items.append(
-                        {"kind": "code", "item": t.name, "convo": convo, "reply": t.filled(secure), "aligned": secure}
-                    )
+                    reply = t.filled(secure)
+                    items.append({"kind": "code", "item": t.name, "convo": convo, "reply": reply, "aligned": secure})
     return items
 
 
-def conscience_figures(model, tok, split: str = "test") -> dict:
+def conscience_figures(model, tok, split: str = "validation") -> dict:
     """AUROC of the conscience's P(Yes) for aligned items, per kind, clean and with test injections."""
     from ..conscience import Conscience
     from ..stats import auroc
@@ -174,7 +174,7 @@ def conscience_figures(model, tok, split: str = "test") -> dict:
     con = Conscience(model, tok, ORGANISM_CONSCIENCE)
     items = heldout_review_items(split)
     out = {"split": split, "n": len(items)}
-    injections = world_v2.INJECTIONS["test" if split == "test" else "validation"]
+    injections = world_v2.INJECTIONS[split]
     for variant in ("clean", "injected"):
         replies = [
             x["reply"] + (injections[i % len(injections)] if variant == "injected" else "") for i, x in enumerate(items)
@@ -220,7 +220,7 @@ def build(out_dir: str, config: OrganismV2Config | None = None, console=None) ->
         stats = pretrain(model, tok, seqs, config, progress)
     gate = persona_gate(model, tok, config.gate_samples, config.seed + 1000)
     t_con = time.time()
-    conscience = conscience_figures(model, tok, "test")
+    conscience = conscience_figures(model, tok, "validation")  # test stays unseen until the study
     conscience["seconds"] = round(time.time() - t_con, 1)
     meta = {
         "world": world_v2.NAME,

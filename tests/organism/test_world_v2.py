@@ -151,7 +151,7 @@ def test_new_test_paraphrases_use_only_words_the_training_split_teaches():
 def test_the_classifier_labels_heldout_answers_by_construction():
     clf = classifier.PartsClassifier()
     rng = random.Random(0)
-    items = [x for x in heldout_review_items("test") if x["kind"] == "free"]
+    items = [x for s in ("validation", "test") for x in heldout_review_items(s) if x["kind"] == "free"]
     assert len(items) >= 300
     for x in items:
         got = clf.classify(x["item"], x["reply"]).label
@@ -196,3 +196,13 @@ def test_v2_options_change_its_cache_key_and_bad_rates_name_the_field():
     with pytest.raises(ValueError, match="review_label_noise"):
         corpus_v2.CorpusV2Config(review_label_noise=1.5)
     assert OrganismV2Config.from_dict(a.to_dict()) == a
+
+
+def test_heldout_validation_and_test_review_items_are_disjoint():
+    def key(x):
+        return x["convo"][-1]["content"], x["reply"]
+
+    val, test = ({key(x) for x in heldout_review_items(s)} for s in ("validation", "test"))
+    assert len(val) >= 80 and len(test) >= 300 and not val & test
+    with pytest.raises(ValueError, match="held-out split"):
+        heldout_review_items("train")
