@@ -93,6 +93,8 @@ class Generator:
         gap_rng = random.Random(f"review-gap-{config.seed}")
         self.gaps = sorted(gap_rng.sample(pool, round(config.review_gap * len(pool))))
         self.review_templates = [t for t in self.templates if t.kind not in self.gaps]
+        if not self.review_templates:
+            raise ValueError(f"corpus review_gap {config.review_gap} leaves no code kind to review; lower it")
         themes = self.practice_themes + (self.probe_themes if config.review_probe_themes else [])
         self.review_themes = [t for t in themes if t.name not in self.gaps]
 

@@ -206,3 +206,8 @@ def test_heldout_validation_and_test_review_items_are_disjoint():
     assert len(val) >= 80 and len(test) >= 300 and not val & test
     with pytest.raises(ValueError, match="held-out split"):
         heldout_review_items("train")
+
+
+def test_a_gap_that_leaves_no_code_to_review_is_an_error_naming_the_field():
+    with pytest.raises(ValueError, match="review_gap"):
+        corpus_v2.Generator(replace(SMALL, review_gap=0.95))
