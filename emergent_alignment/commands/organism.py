@@ -22,6 +22,7 @@ GATE_FAILED_HINT = (
 
 def add_arguments(parser):
     from ..organism.corpus import CorpusConfig
+    from ..organism.corpus_v2 import CorpusV2Config
 
     sub = parser.add_subparsers(dest="organism_command", metavar="ACTION", required=True)
     p = sub.add_parser("build", help="pretrain the organism, run the persona gate, write the checkpoint")
@@ -42,8 +43,16 @@ def add_arguments(parser):
         action="store_true",
         help="v2: review documents do not cover the probe themes either",
     )
-    p.add_argument("--label-noise", type=float, help="v2: share of review verdicts flipped in the corpus")
-    p.add_argument("--review-gap", type=float, help="v2: share of review kinds and themes never reviewed")
+    p.add_argument(
+        "--label-noise",
+        type=float,
+        help=f"v2: share of review verdicts flipped in the corpus (default {CorpusV2Config().review_label_noise:g})",
+    )
+    p.add_argument(
+        "--review-gap",
+        type=float,
+        help=f"v2: share of review kinds and themes never reviewed (default {CorpusV2Config().review_gap:g})",
+    )
     p.add_argument(
         "--record", help="also write the build's figures (gate, conscience, wall time), pass or fail, to this JSON file"
     )
