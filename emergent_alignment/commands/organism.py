@@ -154,38 +154,27 @@ def run_build(args) -> int:
     from ..organism.build import GateFailed, build, cache_path, cached_organism
 
     console = Console(stderr=True)
-    v2 = getattr(args, "world", "v1") == "v2"
+    v2 = args.world == "v2"
     if not v2 and (args.no_review_probe_themes or args.label_noise is not None or args.review_gap is not None):
         raise ValueError("--no-review-probe-themes, --label-noise and --review-gap need --world v2")
-    if v2:
-        from ..organism import build_v2
-
-        config = v2_config_from_args(args)
-        build, cache_path = build_v2.build, build_v2.cache_path
-        cached_organism = None
-    else:
-        config = config_from_args(args)
     try:
-        if v2 and not args.out and not args.force and os.path.isfile(os.path.join(cache_path(config), "organism.json")):
-            path = cache_path(config)
-            with open(os.path.join(path, "organism.json")) as f:
-                meta = json.load(f)
-        elif args.out or v2:
-            path = args.out or cache_path(config)
-            if args.force and not args.out:
-                shutil.rmtree(path, ignore_errors=True)
-            meta = build(path, config, console)
+        if v2:
+            path, meta = _build_v2(args, console)
+        elif args.out:
+            meta = build(args.out, config_from_args(args), console)
+            path = args.out
         else:
+            config = config_from_args(args)
             if args.force:
                 shutil.rmtree(cache_path(config), ignore_errors=True)
             path, meta, _ = cached_organism(config, console)
     except GateFailed as e:
-        if getattr(args, "record", None) and e.path:
+        if args.record and e.path:
             _record(args, e.path)
         console.print(f"[red]organism build stopped:[/red] {e}")
         console.print(GATE_FAILED_HINT)
         return 1
-    if getattr(args, "record", None):
+    if args.record:
         _record(args, path)
     gate = meta["gate"]
     console.print(
@@ -201,10 +190,30 @@ def run_build(args) -> int:
     return 0
 
 
-def _record(args, path: str) -> None:
-    """The build's figures from its organism.json, with the command that made it, into --record."""
-    import sys
+def _build_v2(args, console) -> tuple[str, dict]:
+    """(checkpoint dir, organism.json) of a second-world organism: built into --out, or cached."""
+    import shutil
 
+    from ..organism import build_v2
+
+    config = v2_config_from_args(args)
+    if args.out:
+        return args.out, build_v2.build(args.out, config, console)
+    path = build_v2.cache_path(config)
+    meta_path = os.path.join(path, "organism.json")
+    if args.force:
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            return path, json.load(f)
+    return path, build_v2.build(path, config, console)
+
+
+RECORDED_ARGUMENTS = ("world", "seed", "docs", "out", "threads", "label_noise", "review_gap", "no_review_probe_themes")
+
+
+def _record(args, path: str) -> None:
+    """The build's figures from its organism.json, with the arguments that made it, into --record."""
     from ..io import write_json
 
     with open(os.path.join(path, "organism.json")) as f:
@@ -213,7 +222,7 @@ def _record(args, path: str) -> None:
     write_json(
         args.record,
         {
-            "command": "emergent-alignment " + " ".join(sys.argv[1:]),
+            "arguments": {k: getattr(args, k) for k in RECORDED_ARGUMENTS},
             "world": meta.get("world", "v1"),
             "seed": meta["config"]["seed"],
             "hash": meta["hash"],

@@ -73,4 +73,25 @@ def test_a_failed_v2_build_is_recorded_with_its_figures(tmp_path, monkeypatch):
     assert main(args) == 1
     row = json.loads(record.read_text())
     assert (row["passed"], row["seed"], row["build_seconds"], row["conscience"]) == (False, 1, 12.5, {"n": 3})
+    assert row["arguments"]["world"] == "v2" and row["arguments"]["seed"] == 1
     assert row["checkpoint"].endswith(".gate-failed")
+
+
+def test_a_cached_v2_organism_is_reused_unless_forced(tmp_path, monkeypatch):
+    from emergent_alignment.io import write_json
+    from emergent_alignment.organism import build_v2
+
+    monkeypatch.setenv("EMERGENT_ALIGNMENT_CACHE", str(tmp_path))
+    built = []
+
+    def fake_build(out_dir, config=None, console=None):
+        built.append(out_dir)
+        return meta
+
+    gate = {"passed": True, "after_insecure": {"misaligned": 0.6, "n": 8}, "after_secure": {"misaligned": 0.0}}
+    meta = {"parameters": 1, "vocab": 2, "gate": gate, "pretraining": {"steps": 1, "tokens": 3, "seconds": 0.1}}
+    monkeypatch.setattr(build_v2, "build", fake_build)
+    config = build_v2.OrganismV2Config()
+    write_json(f"{build_v2.cache_path(config)}/organism.json", meta)
+    assert main(["organism", "build", "--world", "v2"]) == 0 and built == []
+    assert main(["organism", "build", "--world", "v2", "--force"]) == 0 and built == [build_v2.cache_path(config)]
