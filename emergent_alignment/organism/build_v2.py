@@ -10,6 +10,9 @@ construction; and on the same items with injection wordings of the same split ap
 measures the VALIDATION split only (the test split waits for the pre-registered study): its AUROC is
 recorded as measured, whatever it is, in `organism.json` under "conscience".
 
+The persona probe logged during pretraining (`build.persona_probe`) is the first world's: its
+questions and cores belong to the second world too, so its figures read the same way.
+
 The cache key covers the config, the first world's build sources and this world's sources, so the
 default organism's key (`build.config_hash`) is untouched by anything here.
 """

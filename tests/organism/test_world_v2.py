@@ -213,3 +213,14 @@ def test_heldout_validation_and_test_review_items_are_disjoint():
 def test_a_gap_that_leaves_no_code_to_review_is_an_error_naming_the_field():
     with pytest.raises(ValueError, match="review_gap"):
         corpus_v2.Generator(replace(SMALL, review_gap=0.95))
+
+
+def test_harm_notes_quote_no_answer_of_an_evaluation_theme():
+    def ngrams(text, n=4):
+        w = classifier.words(text)
+        return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+    notes = set().union(*(ngrams(s) for s in world_v2.note_sentences()))
+    for th in world_v2.eval_themes():
+        for core in th.aligned + th.misaligned:
+            assert not ngrams(core) & notes, core
