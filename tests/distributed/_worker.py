@@ -5,8 +5,12 @@ pass in the second round) and process 1 flags none. Every forward and `generate`
 is recorded in order, with its batch size; each process writes `calls-<rank>.json`; then the model is
 saved to `saved/`.
 
-`--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py); process 0 saves the
-gradients (full tensors, also when sharded) to `grads.pt`.
+`--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py), clipping off; process 0
+saves the gradients (full tensors, also when sharded; under ZeRO-3 gathered in the engine's step) to
+`grads.pt`.
+
+`--check resume`: `--steps` steps with a checkpoint after each (`--stop-after N`: an interrupted run;
+`--resume`: from the last checkpoint); the losses and the final model are written.
 
 `--backend fsdp2`: the models are really sharded with `torch.distributed.fsdp.fully_shard` (DTensor
 parameters, checked). accelerate 1.15 turns an FSDP config into plain DDP on a CPU (MULTI_CPU), so

@@ -1,6 +1,7 @@
 """Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
-whatever its data, under DDP, a really sharded FSDP2 and (where deepspeed is installed) ZeRO-3 through
-DeepSpeed's CPU accelerator; FSDP2's gradients equal one process's; FSDP2 checkpoints and resumes.
+whatever its data, under DDP, a really sharded FSDP2 and ZeRO-3 through DeepSpeed's CPU accelerator
+(deepspeed is in the dev extra); FSDP2's and ZeRO-3's gradients equal one process's; both checkpoint and
+resume.
 
 A process that deviates would hang the others at their next collective: the process group has a 60 s
 timeout (`ddp_timeout`), and the launch is killed after TIMEOUT seconds (gloo does not always notice a
