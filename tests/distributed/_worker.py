@@ -5,8 +5,12 @@ pass in the second round) and process 1 flags none. Every forward and `generate`
 is recorded in order, with its batch size; each process writes `calls-<rank>.json`; then the model is
 saved to `saved/`.
 
-`--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py); process 0 saves the
-gradients (full tensors, also when sharded) to `grads.pt`.
+`--check grads`: one optimizer step with fixed pairs (tests/_fixed_pairs.py), clipping off; process 0
+saves the gradients (full tensors, also when sharded; under ZeRO-3 gathered in the engine's step) to
+`grads.pt`.
+
+`--check resume`: `--steps` steps with a checkpoint after each (`--stop-after N`: an interrupted run;
+`--resume`: from the last checkpoint); the losses and the final model are written.
 
 `--backend fsdp2`: the models are really sharded with `torch.distributed.fsdp.fully_shard` (DTensor
 parameters, checked). accelerate 1.15 turns an FSDP config into plain DDP on a CPU (MULTI_CPU), so
@@ -49,8 +53,18 @@ def use_fsdp2_on_cpu():
 
 def use_deepspeed_on_cpu():
     """accelerate's DeepSpeed state on a CPU: transformers starts it without a backend (one process, on a
-    machine without GPUs), so it is made here with gloo (DeepSpeed's CPU accelerator, DS_ACCELERATOR=cpu)."""
+    machine without GPUs), so it is made here with gloo (DeepSpeed's CPU accelerator, DS_ACCELERATOR=cpu).
+
+    DeepSpeed's communication start-up on a Linux CPU compiles a C++ op (`deepspeed_shm_comm`, with the
+    compiler, ninja and Python's headers; minutes on a small machine the first time) that serves only
+    `inference_all_reduce`, tensor-parallel inference, which training never calls: it is not built here, so
+    the ZeRO-3 tests need no compiler and every ZeRO-3 collective goes through torch.distributed (gloo)."""
+    import importlib
+
     from accelerate.state import PartialState
+
+    # the module itself: the name `deepspeed.comm.torch` is the torch package, re-exported by deepspeed.comm
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
 
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
     PartialState(backend="gloo")
@@ -226,7 +240,7 @@ def uneven(a):
 
 def resume(a):
     """Train to `--steps` with a checkpoint every step (resuming from the last one with `--resume`); each
-    process writes the losses it logged to `losses-<rank>.json`."""
+    process writes the losses it logged to `losses-<rank>.json`, and the final model is saved to `final/`."""
     from datasets import Dataset
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -254,8 +268,17 @@ def resume(a):
     )
     data = Dataset.from_dict({"messages": CHATS * 2})
     trainer = EmergentAlignmentTrainer(a.model, args=cfg, train_dataset=data, probe_prompts=PROBES)
+    if a.stop_after:  # an interrupted run: stopped once step N is checkpointed, the schedule still that of --steps
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                control.should_training_stop = control.should_training_stop or state.global_step >= a.stop_after
+
+        trainer.add_callback(Stop())
     trainer.train(resume_from_checkpoint=True if a.resume else None)
     assert_sharded(trainer, a.backend)
+    trainer.save_model(os.path.join(a.workdir, "final"))  # a collective (gathered weights) when sharded
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     with open(os.path.join(a.workdir, f"losses-{trainer.accelerator.process_index}.json"), "w") as f:
         json.dump(losses, f)
@@ -263,12 +286,38 @@ def resume(a):
     trainer.accelerator.end_training()
 
 
+def capture_zero3_gradients() -> dict:
+    """The full gradients under ZeRO-3, in the dict returned. DeepSpeed reduces and partitions them during the
+    backward and accelerate steps the engine right after it (`p.grad` stays None, and a callback before the
+    optimizer step sees them zeroed), so they are gathered in `DeepSpeedEngine.step`, before it runs (a
+    collective: every process gathers every parameter, in the same order)."""
+    from deepspeed.runtime.engine import DeepSpeedEngine
+    from deepspeed.utils import safe_get_full_grad
+
+    grads, step = {}, DeepSpeedEngine.step
+
+    def gathered_first(self, *args, **kwargs):
+        if self.is_gradient_accumulation_boundary():
+            for n, p in self.module.named_parameters():
+                if p.requires_grad:
+                    grads[n] = safe_get_full_grad(p).detach().clone()
+        return step(self, *args, **kwargs)
+
+    DeepSpeedEngine.step = gathered_first
+    return grads
+
+
 def grads(a):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from _fixed_pairs import gradients
 
-    g, trainer = gradients(a.model, a.batch, 1, a.workdir, ddp_timeout=60, **backend_args(a.backend))
+    zero3 = capture_zero3_gradients() if a.backend == "zero3" else None
+    # clipping off: ZeRO-3 clips inside its step, after the capture (and a callback sees clipped gradients)
+    g, trainer = gradients(a.model, a.batch, 1, a.workdir, max_grad_norm=0.0, ddp_timeout=60, **backend_args(a.backend))
     assert_sharded(trainer, a.backend)
+    if zero3 is not None:
+        assert not g, "ZeRO-3: no gradient should be left on the parameters for the callback"
+        g = zero3
     full = {n: (t.full_tensor() if hasattr(t, "full_tensor") else t) for n, t in g.items()}  # a collective
     if trainer.accelerator.is_main_process:
         torch.save(full, os.path.join(a.workdir, "grads.pt"))
@@ -288,6 +337,7 @@ if __name__ == "__main__":
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--stop-after", type=int, default=0, help="resume: stop after this step (its checkpoint saved)")
     a = ap.parse_args()
     if a.backend == "fsdp2":
         use_fsdp2_on_cpu()

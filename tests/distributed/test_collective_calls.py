@@ -1,6 +1,7 @@
 """Two CPU processes (torchrun, gloo): every process makes the same sequence of forward and generate calls
-whatever its data, under DDP, a really sharded FSDP2 and (where deepspeed is installed) ZeRO-3 through
-DeepSpeed's CPU accelerator; FSDP2's gradients equal one process's; FSDP2 checkpoints and resumes.
+whatever its data, under DDP, a really sharded FSDP2 and ZeRO-3 through DeepSpeed's CPU accelerator
+(deepspeed is in the dev extra); FSDP2's and ZeRO-3's gradients equal one process's; both checkpoint and
+resume.
 
 A process that deviates would hang the others at their next collective: the process group has a 60 s
 timeout (`ddp_timeout`), and the launch is killed after TIMEOUT seconds (gloo does not always notice a
@@ -13,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 TIMEOUT = 180  # seconds for one launch; a normal one takes a small fraction of it
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +45,10 @@ def launch(tmp_path, *args):
     assert proc.returncode == 0, err[-4000:]
 
 
+def needs_deepspeed():
+    pytest.importorskip("deepspeed", reason="ZeRO-3 needs deepspeed, in the dev extra: pip install -e '.[dev]'")
+
+
 def calls(tmp_path, rank):
     with open(tmp_path / f"calls-{rank}.json") as f:
         return json.load(f)
@@ -56,7 +62,7 @@ def calls(tmp_path, rank):
 )
 def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, backend, peft):
     if backend == "zero3":
-        pytest.importorskip("deepspeed", reason="ZeRO-3 runs where deepspeed is installed (not a project dependency)")
+        needs_deepspeed()
     launch(tmp_path, "--check", "uneven", "--backend", backend, "--model", llama_dir, *(["--peft"] if peft else []))
     busy, idle = calls(tmp_path, 0), calls(tmp_path, 1)
     # the data really differed: pairs on process 0 only, in both steps
@@ -81,11 +87,16 @@ def test_one_process_flags_everything_the_other_nothing(llama_dir, tmp_path, bac
 
 
 @pytest.mark.slow
-def test_fsdp2_gradients_equal_one_process(llama_dir, tmp_path):
+@pytest.mark.parametrize("backend", ["fsdp2", "zero3"])
+def test_sharded_gradients_equal_one_process(llama_dir, tmp_path, backend):
+    """Fixed pairs, one step: the gradients (the SFT and pair terms together) on two sharded processes with 2
+    rows each equal one process's with the 4 rows."""
     from _fixed_pairs import gradients
 
-    single, _ = gradients(llama_dir, 4, 1, str(tmp_path / "single"))
-    launch(tmp_path, "--check", "grads", "--backend", "fsdp2", "--model", llama_dir, "--batch", "2")
+    if backend == "zero3":
+        needs_deepspeed()
+    single, _ = gradients(llama_dir, 4, 1, str(tmp_path / "single"), max_grad_norm=0.0)  # as _worker.py grads()
+    launch(tmp_path, "--check", "grads", "--backend", backend, "--model", llama_dir, "--batch", "2")
     sharded = torch.load(tmp_path / "grads.pt")
     assert set(sharded) == set(single)
     assert max((single[n] - sharded[n]).abs().max().item() for n in single) < 1e-6
@@ -107,3 +118,28 @@ def test_fsdp2_checkpoints_and_resumes(llama_dir, tmp_path):
     fsdp2 = json.loads((tmp_path / "fsdp2" / "losses-0.json").read_text())
     ddp = json.loads((tmp_path / "ddp" / "losses-0.json").read_text())
     assert len(fsdp2) == 3 and fsdp2 == pytest.approx(ddp, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_zero3_checkpoints_and_resumes(llama_dir, tmp_path):
+    """Checkpoints under ZeRO-3 (DeepSpeed's partitioned states, with the conscience config); a 3-step run
+    stopped after step 2 and resumed from its last checkpoint ends with the losses and the weights of a run
+    that was never interrupted."""
+    needs_deepspeed()
+    common = ["--check", "resume", "--backend", "zero3", "--model", llama_dir, "--steps", "3"]
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    launch(interrupted, *common, "--stop-after", "2")
+    assert not (interrupted / "checkpoint-3").exists()
+    checkpoint = interrupted / "checkpoint-2"
+    assert (checkpoint / "conscience_config.json").is_file() and (checkpoint / "global_step2").is_dir()
+    launch(interrupted, *common, "--resume")
+    rows = [json.loads(line) for line in open(interrupted / "conscience_log.jsonl")]
+    keys = [(r["step"], r["process"], r["probe"]) for r in rows]
+    assert sorted({k[0] for k in keys}) == [0, 1, 2] and len(set(keys)) == len(keys)  # each probe once
+    launch(straight, *common)
+    resumed = json.loads((interrupted / "losses-0.json").read_text())
+    assert len(resumed) == 3 and resumed == pytest.approx(
+        json.loads((straight / "losses-0.json").read_text()), abs=1e-5
+    )
+    a, b = (load_file(str(run / "final" / "model.safetensors")) for run in (interrupted, straight))
+    assert set(a) == set(b) and max((a[n] - b[n]).abs().max().item() for n in a) < 1e-5
