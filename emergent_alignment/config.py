@@ -17,6 +17,7 @@ CONSCIENCE_FIELDS = (
     "max_new_tokens",
     "temperature",
     "top_p",
+    "num_candidates",
 )
 
 
@@ -60,7 +61,9 @@ class EmergentAlignmentConfig(SFTConfig):
         generation batch.
     probe_temperature / probe_top_p / probe_max_new_tokens: how the policy samples its probe answers.
     conscience_question, conscience_flag_threshold, conscience_correction, conscience_max_attempts,
-    conscience_max_new_tokens, conscience_temperature, conscience_top_p: override the
+    conscience_max_new_tokens, conscience_temperature, conscience_top_p, conscience_num_candidates
+        (candidates per strategy per flagged answer in each correction round, all generated in one
+        call; with `conscience_correction="both"` revisions and resamples share it): override the
         `ConscienceConfig` (defaults, or the checkpoint's `conscience_config.json`). `None` keeps it.
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
@@ -107,6 +110,9 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_max_new_tokens: int | None = field(default=None, metadata={"help": "Length limit of corrections."})
     conscience_temperature: float | None = field(default=None, metadata={"help": "Temperature of corrections."})
     conscience_top_p: float | None = field(default=None, metadata={"help": "Top-p of corrections."})
+    conscience_num_candidates: int | None = field(
+        default=None, metadata={"help": "Correction candidates per strategy per flagged answer (one generate call)."}
+    )
     conscience_log: bool = field(default=True, metadata={"help": "Write output_dir/conscience_log.jsonl."})
     ref_adapter_name: str | None = field(
         default=None, metadata={"help": "PEFT: a loaded adapter acting as the frozen copy (for a trained adapter)."}
