@@ -604,6 +604,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
             every, processes = record["conscience_every"], record["processes"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}: not a saved pair window ({type(e).__name__}: {e})") from None
+        if not self.args.conscience_every or all(p is None for p in processes):
+            return None  # nothing to continue
         if every != self.args.conscience_every:
             raise ValueError(
                 f"{path}: saved with conscience_every {every}, resumed with {self.args.conscience_every}; "
