@@ -396,3 +396,11 @@ def test_resume_refuses_a_pair_window_saved_with_another_conscience_every(llama_
     other = train(llama_dir, tmp_path, max_steps=2, conscience_every=3)
     with pytest.raises(ValueError, match="conscience_pairs.json: saved with conscience_every 2"):
         other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+
+
+def test_num_candidates_reaches_the_conscience_and_is_validated(tmp_path):
+    from emergent_alignment.conscience import ConscienceConfig
+
+    assert config(tmp_path, conscience_num_candidates=3).conscience_config(ConscienceConfig()).num_candidates == 3
+    with pytest.raises(ValueError, match="conscience_\\* field: num_candidates must be >= 1"):
+        config(tmp_path, conscience_num_candidates=0)
