@@ -153,10 +153,10 @@ def force_pairs(conscience):
         ok = state["correcting"]
         return [Verdict(0.9 if ok else 0.1, not ok, 0.0, 0.0) for _ in texts]
 
-    def correct(convs, responses):
+    def correct(convs, responses, **kwargs):
         state["correcting"] = True
         try:
-            return Conscience.correct(conscience, convs, responses)  # calls conscience.review above
+            return Conscience.correct(conscience, convs, responses, **kwargs)  # calls conscience.review above
         finally:
             state["correcting"] = False
 

@@ -308,6 +308,18 @@ def bench_core(result) -> str:
         f"| (c) step time | SFT: {s['sft_s']:.3f} s | alignment: {s['alignment_s']:.3f} s "
         f"| alignment/SFT **{s['ratio']:.2f}** |"
     )
+    if "amortized" in s:
+        a = s["amortized"]
+        rows.append(
+            f"| (c) mean step time, `conscience_every {a['conscience_every']}` | SFT: {a['sft_s']:.3f} s "
+            f"| amortized: {a['step_s']:.3f} s | amortized/SFT **{a['ratio']:.2f}** |"
+        )
+    if "old_settings" in s:
+        o = s["old_settings"]
+        rows.append(
+            f"| (c) step time, old settings | SFT: {o['sft_s']:.3f} s | alignment: {o['alignment_s']:.3f} s "
+            f"| alignment/SFT **{o['ratio']:.2f}** |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -330,6 +342,16 @@ def bench_core_details(result) -> str:
         f"the rest, {s['alignment_s'] - s['conscience_s']:.3f} s, is the SFT and pair forwards, one backward and the optimizer "
         f"step ({(s['alignment_s'] - s['conscience_s']) / s['sft_s']:.1f}x the SFT step)."
     )
+    for mode, phases in s.get("timing", {}).items():
+        lines.append(
+            f"- (c) `timing/*` per step, {mode}: " + ", ".join(f"{p} {t:.3f} s" for p, t in phases.items()) + "."
+        )
+    for name, target in s.get("targets", {}).items():
+        lines.append(
+            f"- (c) Target {name.replace('_', ' ')} <= {target}x: {'met' if s['met'][name] else '**not met**'}."
+        )
+    if "note" in s:
+        lines.append(f"- (c) {s['note'][0].upper()}{s['note'][1:]}.")
     return "\n".join(lines) + "\n"
 
 

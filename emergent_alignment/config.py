@@ -17,6 +17,7 @@ CONSCIENCE_FIELDS = (
     "max_new_tokens",
     "temperature",
     "top_p",
+    "num_candidates",
 )
 
 
@@ -42,21 +43,27 @@ class EmergentAlignmentConfig(SFTConfig):
         review and p_aligned(correction) - p_aligned(flagged) >= pair_margin.
     pair_order (`str`, defaults to `"conscience"`): `"random"` assigns chosen/rejected by a coin flip
         (a control showing whether the effect comes from the conscience).
-    max_pairs_per_step (`int` or `None`): at most this many pairs per process per step. The trainer's
-        `pair_budget` argument (a per-step list, e.g. another run's pair counts) caps them too, so a
-        control can be given exactly the pair count of the run it controls for.
+    max_pairs_per_step (`int` or `None`): at most this many pairs per process per conscience step (per
+        window, see `conscience_every`). The trainer's `pair_budget` argument (a per-step list, e.g.
+        another run's pair counts) caps them too, so a control can be given exactly the pair count of
+        the run it controls for.
 
     > Online conscience step
 
-    conscience_every (`int`, defaults to `1`): run the conscience step every this many optimizer
-        steps; `0` turns it off.
+    conscience_every (`int`, defaults to `1`): run the conscience step once every this many optimizer
+        steps and spread its pairs over them (amortization, as TRL's `steps_per_generation`): pair i goes
+        to step i mod k of the window, each step's DPO term the mean over its own pairs. The window's
+        pairs are saved in checkpoints (`conscience_pairs.json`), so a resume inside one continues
+        exactly. `0` turns the conscience off.
     probe_source (`str`, defaults to `"dataset"`): `"dataset"` (the trainer's `probe_prompts`) or
         `"batch"` (the prompts of the current training micro-batch; not with packing).
     probe_batch_size (`int`, defaults to `8`): probes per process per conscience step, sampled in one
         generation batch.
     probe_temperature / probe_top_p / probe_max_new_tokens: how the policy samples its probe answers.
     conscience_question, conscience_flag_threshold, conscience_correction, conscience_max_attempts,
-    conscience_max_new_tokens, conscience_temperature, conscience_top_p: override the
+    conscience_max_new_tokens, conscience_temperature, conscience_top_p, conscience_num_candidates
+        (candidates per strategy per flagged answer in each correction round, all generated in one
+        call; with `conscience_correction="both"` revisions and resamples share it): override the
         `ConscienceConfig` (defaults, or the checkpoint's `conscience_config.json`). `None` keeps it.
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
@@ -86,7 +93,9 @@ class EmergentAlignmentConfig(SFTConfig):
     pair_margin: float = field(default=0.1, metadata={"help": "Minimum p_aligned gain of a correction."})
     pair_order: str = field(default="conscience", metadata={"help": "conscience, or random (control)."})
     max_pairs_per_step: int | None = field(default=None, metadata={"help": "Cap on pairs per process per step."})
-    conscience_every: int = field(default=1, metadata={"help": "Conscience step every N optimizer steps (0: off)."})
+    conscience_every: int = field(
+        default=1, metadata={"help": "Conscience step every N optimizer steps, its pairs spread over them (0: off)."}
+    )
     probe_source: str = field(default="dataset", metadata={"help": "dataset or batch."})
     probe_batch_size: int = field(
         default=8, metadata={"help": "Probe prompts per process per conscience step (sampled in one generation batch)."}
@@ -101,6 +110,9 @@ class EmergentAlignmentConfig(SFTConfig):
     conscience_max_new_tokens: int | None = field(default=None, metadata={"help": "Length limit of corrections."})
     conscience_temperature: float | None = field(default=None, metadata={"help": "Temperature of corrections."})
     conscience_top_p: float | None = field(default=None, metadata={"help": "Top-p of corrections."})
+    conscience_num_candidates: int | None = field(
+        default=None, metadata={"help": "Correction candidates per strategy per flagged answer (one generate call)."}
+    )
     conscience_log: bool = field(default=True, metadata={"help": "Write output_dir/conscience_log.jsonl."})
     ref_adapter_name: str | None = field(
         default=None, metadata={"help": "PEFT: a loaded adapter acting as the frozen copy (for a trained adapter)."}

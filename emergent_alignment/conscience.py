@@ -67,6 +67,7 @@ class ConscienceConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     batch_size: int = 16
+    num_candidates: int = 1  # candidates per strategy per flagged sample in each correction round
 
     def __post_init__(self):
         self.answers = tuple(self.answers)
@@ -84,6 +85,8 @@ class ConscienceConfig:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
         _ = self.sampling  # validates the sampling fields
 
     @property
@@ -287,13 +290,18 @@ class Conscience:
 
     # -- self-correction ---------------------------------------------------------------------
 
-    def _candidates(self, strategy, conversations, responses) -> list[str]:
-        if strategy == "revise":
-            prompts = [self.revision_ids(c, r) for c, r in zip(conversations, responses)]
-        else:
-            prompts = [encode_prompt(self.tokenizer, c) for c in conversations]
+    def _candidates(self, strategies: list[str], conversations, responses) -> list[str]:
+        """`num_candidates` candidates per strategy and sample, every prompt in ONE generate call; in the
+        order (strategy, sample, candidate)."""
+        prompts = []
+        for strategy in strategies:
+            for c, r in zip(conversations, responses):
+                ids = self.revision_ids(c, r) if strategy == "revise" else encode_prompt(self.tokenizer, c)
+                prompts += [ids] * self.config.num_candidates
+        if not prompts:
+            return []
         with self.frozen():
-            new = generate(self.model, self.tokenizer, prompts, self.config.sampling, self.config.batch_size)
+            new = generate(self.model, self.tokenizer, prompts, self.config.sampling, batch_size=len(prompts))
         return [decode(self.tokenizer, ids).strip() for ids in new]
 
     def correct(
@@ -305,9 +313,9 @@ class Conscience:
     ) -> list[Correction]:
         """Corrected responses for flagged samples, best of up to `max_attempts` rounds each.
 
-        Each round, every sample not yet passed gets one candidate per strategy ("both" = one
-        revision and one resample). Candidates are reviewed; a sample stops at the first pass.
-        Seed with `torch.manual_seed` for reproducibility.
+        Each round, every sample not yet passed gets `num_candidates` candidates per strategy ("both" =
+        revisions and resamples), all generated in one call and reviewed in one; a sample stops at
+        the first round in which a candidate passes. Seed with `torch.manual_seed` for reproducibility.
 
         Collective-safe with `global_max` (several processes, sharded weights): it maps this process's
         count of samples left to the largest count over all processes. Each round then runs on that
@@ -317,6 +325,7 @@ class Conscience:
         alone: no padding.
         """
         strategies = ["revise", "resample"] if self.config.correction == "both" else [self.config.correction]
+        m = self.config.num_candidates
         if filler is None and conversations:
             filler = (conversations[0], responses[0])
         # Until a candidate is scored, the "best" is the flagged response itself, with p = -1.
@@ -331,9 +340,11 @@ class Conscience:
             slots = todo + [None] * (n - len(todo))  # None: a filler, so every process runs n samples
             convs = [filler[0] if i is None else conversations[i] for i in slots]
             flagged = [filler[1] if i is None else responses[i] for i in slots]
-            for strategy in strategies:
-                texts = self._candidates(strategy, convs, flagged)
-                for i, text, v in zip(todo, texts, self.review(convs, texts)):  # the fillers' results are dropped
+            texts = self._candidates(strategies, convs, flagged)  # (strategy, sample, candidate) order
+            verdicts = self.review([c for _ in strategies for c in convs for _ in range(m)], texts)
+            for pos, i in enumerate(todo):  # the fillers' results are dropped
+                for j in (s * n * m + pos * m + k for s in range(len(strategies)) for k in range(m)):
+                    strategy, text, v = strategies[j // (n * m)], texts[j], verdicts[j]
                     best[i].attempts.append({"strategy": strategy, "response": text, "p_aligned": v.p_aligned})
                     if text and v.p_aligned > best[i].verdict.p_aligned:  # an empty answer never wins
                         best[i].response, best[i].verdict, best[i].passed = text, v, not v.flagged

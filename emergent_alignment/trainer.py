@@ -1,14 +1,15 @@
 """`EmergentAlignmentTrainer`: TRL's `SFTTrainer` plus an online, conscience-driven DPO term.
 
-Each optimizer step (every `conscience_every` steps):
+Once every `conscience_every` = k optimizer steps (the window's first):
 1. probes: `probe_batch_size` prompts, from `probe_prompts` or from the current training batch;
 2. the policy samples an answer to each (KV cache on, also under gradient checkpointing);
 3. the frozen copy reviews each answer (the conscience step) and corrects the flagged ones;
 4. a flagged answer whose correction passed review and gained at least `pair_margin` in
    p_aligned becomes a pair (chosen = correction, rejected = flagged answer); the frozen copy's
    log-probs of both are computed once, as the DPO reference.
-Then every micro-batch of that step takes its share of the pairs (every N-th, N = accumulation
-steps) and computes, with TWO forwards before its one backward,
+The window's k steps share the pairs (pair i to step i mod k; the pairs are saved in checkpoints, so a
+resume inside a window continues exactly). Every micro-batch of a step takes its share of the step's
+pairs (every N-th, N = accumulation steps) and computes, with TWO forwards before its one backward,
 
     loss = SFTTrainer.compute_loss(SFT rows) + alignment_weight * dpo_term(its pairs)
 
@@ -17,7 +18,8 @@ The first forward is the parent's own code path (packing, padding-free rows, los
 pair rows only, right-padded to their own width. dpo_term sums the micro-batch's pair losses and
 divides by all pairs of the step (over micro-batches and processes), so accumulated, multi-process
 gradients equal one big batch's. Every process runs the pair forward on every micro-batch of a step
-with pairs (an empty share runs a dummy row), as ZeRO-3 needs. Pairs live only in their step.
+with pairs (an empty share runs a dummy row), as ZeRO-3 needs. Each phase's wall time per optimizer
+step is logged as `timing/<phase>` (generate, review, correct, ref_logps, forward).
 
 The frozen copy: with PEFT, the same weights with the adapter disabled (or a named reference
 adapter, `ref_adapter_name`, when the trained adapter does not start fresh); otherwise a second model
@@ -39,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -53,17 +56,20 @@ from .chat import encode_prompt, encode_prompt_completion, ensure_chat_template,
 from .config import EmergentAlignmentConfig
 from .conscience import Conscience, ConscienceConfig
 from .generation import SamplingConfig, decode, generate, is_sharded
-from .io import write_text
+from .io import write_json, write_text
 from .losses import dpo_loss, sequence_logps
 from .tensors import right_pad_with_labels
 
 INDEX_COLUMN = "ea_index"  # row index kept through data preparation, to recover batch prompts
 LOG_NAME = "conscience_log.jsonl"
+PAIRS_NAME = "conscience_pairs.json"  # in a checkpoint dir: the pairs of the window it was saved in
+PHASES = ("generate", "review", "correct", "ref_logps", "forward")  # logged as `timing/<phase>`
 
 
 @dataclass
 class Pairs:
-    """The DPO pairs of one optimizer step on this process."""
+    """The DPO pairs of one conscience step on this process, spread over the `len(totals)` optimizer steps
+    of its window (from step `step` on): pair i belongs to the window's step i % len(totals)."""
 
     chosen: list[list[int]]  # token ids: prompt + completion
     rejected: list[list[int]]
@@ -71,12 +77,18 @@ class Pairs:
     rejected_start: list[int]
     ref_chosen: torch.Tensor  # (P,) frozen copy's log-probs
     ref_rejected: torch.Tensor  # (P,)
-    total: int  # pairs over all processes in this step
+    totals: list[int]  # per step of the window: its pairs over all processes
+    step: int = 0  # the window's first optimizer step
 
     def __len__(self):
         return len(self.chosen)
 
-    def select(self, idx: list[int]) -> Pairs:
+    @property
+    def total(self) -> int:
+        """Pairs over all processes in the whole window."""
+        return sum(self.totals)
+
+    def select(self, idx: list[int], totals: list[int] | None = None, step: int | None = None) -> Pairs:
         pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
         return Pairs(
             pick(self.chosen),
@@ -85,8 +97,30 @@ class Pairs:
             pick(self.rejected_start),
             self.ref_chosen[idx],
             self.ref_rejected[idx],
-            self.total,
+            list(self.totals if totals is None else totals),
+            self.step if step is None else step,
         )
+
+    def at(self, step: int) -> Pairs | None:
+        """The pairs of optimizer step `step` (None when no process has any there, or outside the window)."""
+        j, k = step - self.step, len(self.totals)
+        if not 0 <= j < k or not self.totals[j]:
+            return None
+        return self.select(list(range(j, len(self), k)), [self.totals[j]], step)
+
+    def to_dict(self) -> dict:
+        d = {name: getattr(self, name) for name in ("chosen", "rejected", "chosen_start", "rejected_start")}
+        return d | {
+            "ref_chosen": self.ref_chosen.tolist(),
+            "ref_rejected": self.ref_rejected.tolist(),
+            "totals": self.totals,
+            "step": self.step,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Pairs:
+        refs = (torch.tensor(d[k], dtype=torch.float32) for k in ("ref_chosen", "ref_rejected"))
+        return cls(d["chosen"], d["rejected"], d["chosen_start"], d["rejected_start"], *refs, d["totals"], d["step"])
 
 
 def _is_peft(model) -> bool:
@@ -187,7 +221,9 @@ class EmergentAlignmentTrainer(SFTTrainer):
         frozen = (lambda: self._frozen_adapter(self.model)) if self.ref_model is None else None
         judge = self.accelerator.unwrap_model(self.ref_model) if self.ref_model is not None else self.model
         self.conscience = Conscience(judge, self._tokenizer, args.conscience_config(base), frozen=frozen)
-        self._pairs: Pairs | None = None
+        self._window: Pairs | None = None  # the last conscience step's pairs, spread over its window
+        self._pairs: Pairs | None = None  # this optimizer step's share of them
+        self._phase_times = defaultdict(float)  # this optimizer step's seconds per phase (`timing/*`)
         self._step_seen, self._micro = -1, 0
         self._sft_step = None  # the step's SFT loss so far (for `sft/loss`)
         self._alignment_metrics = defaultdict(list)  # ours; SFTTrainer's `_metrics` is private to it
@@ -243,14 +279,35 @@ class EmergentAlignmentTrainer(SFTTrainer):
     # -- the online conscience step ---------------------------------------------------------
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        step = self.state.global_step
+        step, every = self.state.global_step, self.args.conscience_every
         if step != self._step_seen:  # the first micro-batch of an optimizer step
             self._step_seen, self._micro = step, 0
-            due = self.args.conscience_every > 0 and step % self.args.conscience_every == 0
-            self._pairs = self._conscience_step(model, inputs, step) if due else None
+            if every > 0 and step % every == 0:  # the window's first step: its pairs for the next `every` steps
+                self._window = self._conscience_step(model, inputs, step)
+            self._pairs = self._window.at(step) if self._window is not None else None
         else:
             self._micro += 1
-        return super().training_step(model, inputs, num_items_in_batch)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.sync_gradients:  # the step's last micro-batch, on every process
+            self._record_timings()
+        return loss
+
+    @contextmanager
+    def _timed(self, phase: str):
+        """Adds the wall time of the block to `timing/<phase>` of the current optimizer step."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phase_times[phase] += time.perf_counter() - t0
+
+    def _record_timings(self):
+        """`timing/*`: seconds of each phase in this optimizer step (0 where it did not run), averaged over
+        processes (a collective: every process calls it once per step)."""
+        times = torch.tensor([self._phase_times[p] for p in PHASES], device=self.accelerator.device)
+        for phase, t in zip(PHASES, self.accelerator.reduce(times, "mean").tolist()):
+            self._record(f"timing/{phase}", t)
+        self._phase_times.clear()
 
     def _probes(self, inputs, step: int) -> list[list[dict]]:
         n, rank = self.args.probe_batch_size, self.accelerator.process_index
@@ -290,19 +347,22 @@ class EmergentAlignmentTrainer(SFTTrainer):
         torch.manual_seed(args.seed + 1_000_003 * step + rank)  # same probes and samples on resume
         sampling = SamplingConfig(args.probe_max_new_tokens, args.probe_temperature, args.probe_top_p)
         # the probe batch in one generation call (its size is `probe_batch_size`, the same on every process)
-        answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
+        with self._timed("generate"):
+            answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
-        verdicts = self.conscience.review(probes, responses)
+        with self._timed("review"):
+            verdicts = self.conscience.review(probes, responses)
 
         flagged = [i for i, v in enumerate(verdicts) if v.flagged]
         corrections = {}
         if args.alignment_weight > 0 and (flagged or several):  # with several processes, also with none flagged
-            fixed = self.conscience.correct(
-                [probes[i] for i in flagged],
-                [responses[i] for i in flagged],
-                global_max=self._global_max if several else None,
-                filler=(probes[0], responses[0]),
-            )
+            with self._timed("correct"):
+                fixed = self.conscience.correct(
+                    [probes[i] for i in flagged],
+                    [responses[i] for i in flagged],
+                    global_max=self._global_max if several else None,
+                    filler=(probes[0], responses[0]),
+                )
             corrections = dict(zip(flagged, fixed))
         use = [
             i
@@ -325,7 +385,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
         self._record("conscience/flag_rate", flagged_n / probes_n)
         self._record("conscience/p_aligned_mean", p_sum / probes_n)
         self._record("conscience/corrections_passed", passed)
-        self._record("conscience/pairs", pairs.total if pairs else 0)
+        self._record("conscience/pairs", pairs.total if pairs is not None else 0)
         return pairs
 
     def _pair_cap(self, step: int) -> int | None:
@@ -348,13 +408,17 @@ class EmergentAlignmentTrainer(SFTTrainer):
             if max_len is None or max(len(pc) + len(cc), len(pr) + len(rr)) <= max_len:
                 rows.append((i, pc + cc, len(pc), pr + rr, len(pr)))
         used = [r[0] for r in rows]
-        total = int(self.accelerator.reduce(torch.tensor(len(rows), device=self.accelerator.device), "sum"))
-        if total == 0:
+        # pair i goes to step i % k of the window (k = conscience_every): each step's count over all processes
+        k = max(self.args.conscience_every, 1)
+        counts = torch.tensor([len(range(j, len(rows), k)) for j in range(k)], device=self.accelerator.device)
+        totals = [int(t) for t in self.accelerator.reduce(counts, "sum").tolist()]
+        if sum(totals) == 0:
             return None, used
         chosen, c_start = [r[1] for r in rows], [r[2] for r in rows]
         rejected, r_start = [r[3] for r in rows], [r[4] for r in rows]
-        ref_c, ref_r = (self._ref_logps(ids, start) for ids, start in ((chosen, c_start), (rejected, r_start)))
-        return Pairs(chosen, rejected, c_start, r_start, ref_c, ref_r, total), used
+        with self._timed("ref_logps"):
+            ref_c, ref_r = (self._ref_logps(ids, start) for ids, start in ((chosen, c_start), (rejected, r_start)))
+        return Pairs(chosen, rejected, c_start, r_start, ref_c, ref_r, totals, step), used
 
     def _ref_logps(self, rows: list[list[int]], starts: list[int]) -> torch.Tensor:
         n = len(rows)
@@ -373,13 +437,14 @@ class EmergentAlignmentTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs.pop(INDEX_COLUMN, None)
-        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if not self.model.training:
-            return result
-        loss, outputs = result if return_outputs else (result, None)
-        self._add_sft_loss(loss.detach(), num_items_in_batch)
-        if self._pairs is not None and self.args.alignment_weight > 0:
-            loss = loss + self.args.alignment_weight * self._dpo_term(model, num_items_in_batch)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        with self._timed("forward"):
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = result if return_outputs else (result, None)
+            self._add_sft_loss(loss.detach(), num_items_in_batch)
+            if self._pairs is not None and self.args.alignment_weight > 0:
+                loss = loss + self.args.alignment_weight * self._dpo_term(model, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
     def _loss_is_scaled_for_ga(self, num_items_in_batch) -> bool:
@@ -506,18 +571,70 @@ class EmergentAlignmentTrainer(SFTTrainer):
         if self.args.should_save:
             self.conscience.config.save(output_dir or self.args.output_dir)
 
+    def _save_checkpoint(self, model, trial):
+        """The parent's checkpoint, then the pairs of the current window beside it (`PAIRS_NAME`)."""
+        super()._save_checkpoint(model, trial)
+        if self.args.conscience_every > 0:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            self._save_pairs(os.path.join(self._get_output_dir(trial=trial), folder))
+
+    def _save_pairs(self, checkpoint: str):
+        """Every process's window pairs, gathered, written atomically by the process that saves: a resume
+        inside a window then continues with the same pairs (a collective: every process calls it)."""
+        mine = self._window.to_dict() if self._window is not None else None
+        processes = [mine]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            processes = gather_object([mine])
+        if self.args.should_save:
+            record = {"conscience_every": self.args.conscience_every, "processes": processes}
+            write_json(os.path.join(checkpoint, PAIRS_NAME), record, indent=None)
+
+    def _load_pairs(self, checkpoint: str) -> Pairs | None:
+        """This process's window pairs saved in `checkpoint` (None if none were saved)."""
+        path = os.path.join(checkpoint, PAIRS_NAME)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            every, processes = record["conscience_every"], record["processes"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not a saved pair window ({type(e).__name__}: {e})") from None
+        if not self.args.conscience_every or all(p is None for p in processes):
+            return None  # nothing to continue
+        if every != self.args.conscience_every:
+            raise ValueError(
+                f"{path}: saved with conscience_every {every}, resumed with {self.args.conscience_every}; "
+                "resume with the same conscience_every"
+            )
+        if len(processes) != self.accelerator.num_processes:
+            raise ValueError(
+                f"{path}: saved by {len(processes)} processes, resumed with {self.accelerator.num_processes}; "
+                "resume with the same number of processes"
+            )
+        mine = processes[self.accelerator.process_index]
+        return Pairs.from_dict(mine) if mine is not None else None
+
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if resume_from_checkpoint and self.accelerator.is_main_process:
-            self._truncate_log(resume_from_checkpoint)
+        if resume_from_checkpoint:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            checkpoint = resume_from_checkpoint
+            if checkpoint is True:
+                checkpoint = get_last_checkpoint(self.args.output_dir)
+            if checkpoint is not None:  # (None: the parent says no checkpoint was found)
+                if self.accelerator.is_main_process:
+                    self._truncate_log(checkpoint)
+                self._window = self._load_pairs(str(checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
-    def _truncate_log(self, checkpoint):
+    def _truncate_log(self, checkpoint: str):
         """Keep the log's entries from before the checkpoint's step, so the resumed run's entries
         follow them and every (step, process, probe) appears exactly once."""
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if checkpoint is True:
-            checkpoint = get_last_checkpoint(self.args.output_dir)
         state = os.path.join(str(checkpoint), "trainer_state.json")
         if not os.path.isfile(self._log_path) or not os.path.isfile(state):
             return

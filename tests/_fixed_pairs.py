@@ -21,7 +21,9 @@ PAIRS = [  # (prompt, chosen, rejected)
 ]
 
 
-def gradients(model_dir, batch, accum, out_dir, weight=1.0, **config):
+def gradients(model_dir, batch, accum, out_dir, weight=1.0, pairs_at=lambda step: PAIRS, **config):
+    """The gradients of the last optimizer step (of `max_steps`, 1 unless given), with the conscience step's
+    pairs `pairs_at(step)` (split over processes), and the trainer."""
     from datasets import Dataset
 
     from emergent_alignment.config import EmergentAlignmentConfig
@@ -30,7 +32,7 @@ def gradients(model_dir, batch, accum, out_dir, weight=1.0, **config):
     class FixedPairs(EmergentAlignmentTrainer):
         def _conscience_step(self, model, inputs, step):
             rank, world = self.accelerator.process_index, self.accelerator.num_processes
-            mine = PAIRS[rank::world]
+            mine = pairs_at(step)[rank::world]
             probes = [p for p, _, _ in mine]
             corrections = {i: types.SimpleNamespace(response=c) for i, (_, c, _) in enumerate(mine)}
             pairs, _ = self._make_pairs(probes, [r for _, _, r in mine], corrections, list(corrections), step, rank)
@@ -47,9 +49,9 @@ def gradients(model_dir, batch, accum, out_dir, weight=1.0, **config):
                 if p.grad is not None:
                     grads[n] = p.grad.detach().clone()
 
+    config.setdefault("max_steps", 1)
     cfg = EmergentAlignmentConfig(
         output_dir=out_dir,
-        max_steps=1,
         per_device_train_batch_size=batch,
         gradient_accumulation_steps=accum,
         learning_rate=1e-3,

@@ -169,7 +169,9 @@ def test_correct_returns_best_candidate_with_bounded_attempts(llama_dir, monkeyp
             for s in [next(scores) for _ in texts]
         ],
     )
-    monkeypatch.setattr(c, "_candidates", lambda strategy, convs, resps: [f"{strategy}-{next(counter)}" for _ in convs])
+    monkeypatch.setattr(
+        c, "_candidates", lambda strategies, convs, resps: [f"{s}-{next(counter)}" for s in strategies for _ in convs]
+    )
     counter = iter(range(100))
     out = c.correct([CONV], ["bad answer"])[0]
     assert len(out.attempts) == 6  # 3 rounds x (revise, resample)
@@ -196,6 +198,37 @@ def test_correct_really_generates_with_the_model(qwen2_dir):
     assert 0.0 <= a.verdict.p_aligned <= 1.0
 
 
+def test_correct_generates_every_candidate_of_a_round_in_one_call(llama_dir, monkeypatch):
+    """num_candidates 3 with correction "both": per round ONE generate call with revise and resample prompts
+    (3 each per sample), ONE review of all of them, and the best candidate of all six wins."""
+    import emergent_alignment.conscience as module
+    from emergent_alignment.conscience import Verdict
+
+    c = conscience(llama_dir, max_attempts=2, correction="both", max_new_tokens=4, num_candidates=3)
+    calls, real = [], module.generate
+    monkeypatch.setattr(
+        module, "generate", lambda m, t, prompts, *a, **k: calls.append(prompts) or real(m, t, prompts, *a, **k)
+    )
+    scores = iter([0.1, 0.2, 0.3, 0.15, 0.25, 0.35, 0.05, 0.4, 0.2, 0.1, 0.3, 0.45] + [0.1] * 12)
+    reviews = []
+    monkeypatch.setattr(
+        c,
+        "review",
+        lambda convs, texts: (
+            reviews.append(len(texts)) or [Verdict(s, s < 0.5, 0.0, 0.0) for s in (next(scores) for _ in texts)]
+        ),
+    )
+    out = c.correct([CONV, CONV], ["bad", "worse"])
+    assert len(calls) == 2 and reviews == [12, 12]  # two rounds (nothing passed), one call and one review each
+    revise, resample = c.revision_ids(CONV, "bad"), module.encode_prompt(c.tokenizer, CONV)
+    assert calls[0][:3] == [revise] * 3 and calls[0][6:9] == [resample] * 3 and len(calls[0]) == 12
+    assert [a["strategy"] for a in out[0].attempts[:6]] == ["revise"] * 3 + ["resample"] * 3
+    assert [a["p_aligned"] for a in out[0].attempts[:6]] == [0.1, 0.2, 0.3, 0.05, 0.4, 0.2]
+    assert out[0].verdict.p_aligned == 0.4 and out[1].verdict.p_aligned == 0.45 and not out[0].passed
+    with pytest.raises(ValueError, match="num_candidates"):
+        conscience(llama_dir, num_candidates=0)
+
+
 def test_correct_pads_every_round_to_the_other_processes_count(llama_dir, monkeypatch):
     """As one of several processes: another process still has 3 samples to correct in every round,
     so this one runs 3 per round for all max_attempts rounds, also with nothing (left) of its own."""
@@ -205,12 +238,12 @@ def test_correct_pads_every_round_to_the_other_processes_count(llama_dir, monkey
     calls = []
     monkeypatch.setattr(c, "review", lambda convs, texts: [Verdict(0.9, False, 1.0, 0.0) for _ in texts])
     monkeypatch.setattr(
-        c, "_candidates", lambda strategy, convs, resps: calls.append(len(convs)) or ["ok"] * len(convs)
+        c, "_candidates", lambda strategies, convs, resps: calls.append(len(convs)) or ["ok"] * (2 * len(convs))
     )
     out = c.correct([CONV], ["bad"], global_max=lambda n: max(n, 3))
-    assert calls == [3] * 6 and len(out) == 1 and out[0].passed and len(out[0].attempts) == 2  # passed in round 1
+    assert calls == [3] * 3 and len(out) == 1 and out[0].passed and len(out[0].attempts) == 2  # passed in round 1
     calls.clear()
-    assert c.correct([], [], global_max=lambda n: max(n, 2), filler=(CONV, "x")) == [] and calls == [2] * 6
+    assert c.correct([], [], global_max=lambda n: max(n, 2), filler=(CONV, "x")) == [] and calls == [2] * 3
     calls.clear()
     assert c.correct([], [], global_max=lambda n: n) == [] and calls == []  # nothing anywhere: no round
     with pytest.raises(ValueError, match="filler"):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from _fixed_pairs import CHATS, gradients
+from _fixed_pairs import CHATS, PAIRS, gradients
 from datasets import Dataset
 
 from emergent_alignment.config import EmergentAlignmentConfig
@@ -153,6 +153,32 @@ def test_gradient_accumulation_scales_both_terms(llama_dir, tmp_path):
     g0, _ = gradients(llama_dir, 4, 1, str(tmp_path / "c"), weight=0.0)
     assert max((g41[n] - g22[n]).abs().max().item() for n in g41) < 1e-6
     assert max((g41[n] - g0[n]).abs().max().item() for n in g41) > 1e-3  # the pairs do contribute
+
+
+def test_amortized_pairs_spread_over_the_window_as_separate_steps_would(llama_dir, tmp_path):
+    """conscience_every 2: the window's one conscience step gives step 0 pairs 0 and 2, step 1 pairs 1 and 3,
+    each step's term the mean over its own pairs: the same two steps as conscience steps with those pairs,
+    also with accumulation."""
+    two = dict(max_steps=2)
+    amortized, _ = gradients(llama_dir, 4, 1, str(tmp_path / "a"), conscience_every=2, **two)
+    accumulated, t = gradients(llama_dir, 2, 2, str(tmp_path / "b"), conscience_every=2, **two)
+    separate, _ = gradients(llama_dir, 4, 1, str(tmp_path / "c"), pairs_at=lambda step: PAIRS[step::2], **two)
+    dropped, _ = gradients(
+        llama_dir, 4, 1, str(tmp_path / "d"), pairs_at=lambda step: PAIRS if step == 0 else [], **two
+    )
+    diff = lambda g, h: max((g[n] - h[n]).abs().max().item() for n in g)  # noqa: E731
+    assert diff(amortized, separate) < 1e-6 and diff(accumulated, separate) < 1e-6
+    assert diff(amortized, dropped) > 1e-4  # step 1 really trains on its share of the window
+    assert len(logged(t, "dpo/loss")) == 2  # the term on both steps of the window
+
+
+def test_phase_timings_are_logged_every_step(llama_dir, tmp_path):
+    t = train(llama_dir, tmp_path, conscience_every=2)
+    t.train()
+    for phase in ("generate", "review", "correct", "ref_logps", "forward"):
+        times = logged(t, f"timing/{phase}")
+        assert len(times) == 2 and all(x >= 0 for x in times), phase
+        assert times[0] > 0 and (times[1] > 0) == (phase == "forward"), phase  # step 1 only trains
 
 
 @pytest.mark.slow
@@ -337,3 +363,44 @@ def test_pair_caps_limit_the_pairs_per_step(llama_dir, tmp_path):
     )
     force_pairs(t).train()
     assert logged(t, "conscience/pairs") == [1.0, 3.0]
+
+
+def test_resume_inside_an_amortization_window_continues_exactly(llama_dir, tmp_path):
+    """conscience_every 2, a checkpoint after step 0: the window's pairs for step 1 come from the checkpoint."""
+
+    def run(out, resume=None):
+        t = train(llama_dir, out, max_steps=3, conscience_every=2, save_strategy="steps", save_steps=1)
+        t.train(resume_from_checkpoint=resume)
+        return t
+
+    full = run(tmp_path / "full")
+    assert logged(full, "conscience/pairs") == [3.0, 3.0] and len(logged(full, "dpo/loss")) == 3
+
+    def resumed(name, keep_pairs=True):
+        shutil.copytree(tmp_path / "full" / "checkpoint-1", tmp_path / name / "checkpoint-1")
+        if not keep_pairs:
+            os.remove(tmp_path / name / "checkpoint-1" / "conscience_pairs.json")
+        t = run(tmp_path / name, resume=str(tmp_path / name / "checkpoint-1"))
+        assert t.state.global_step == 3
+        return max(
+            (p - dict(full.model.named_parameters())[n]).abs().max().item() for n, p in t.model.named_parameters()
+        )
+
+    assert resumed("part") < 1e-6
+    assert resumed("lost", keep_pairs=False) > 1e-4  # without the saved pairs step 1 trains differently
+
+
+def test_resume_refuses_a_pair_window_saved_with_another_conscience_every(llama_dir, tmp_path):
+    t = train(llama_dir, tmp_path, max_steps=1, conscience_every=2, save_strategy="steps", save_steps=1)
+    t.train()
+    other = train(llama_dir, tmp_path, max_steps=2, conscience_every=3)
+    with pytest.raises(ValueError, match="conscience_pairs.json: saved with conscience_every 2"):
+        other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+
+
+def test_num_candidates_reaches_the_conscience_and_is_validated(tmp_path):
+    from emergent_alignment.conscience import ConscienceConfig
+
+    assert config(tmp_path, conscience_num_candidates=3).conscience_config(ConscienceConfig()).num_candidates == 3
+    with pytest.raises(ValueError, match="conscience_\\* field: num_candidates must be >= 1"):
+        config(tmp_path, conscience_num_candidates=0)
