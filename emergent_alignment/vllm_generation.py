@@ -38,6 +38,7 @@ from .generation import SamplingConfig, stop_token_ids
 MODES = ("colocate", "server")
 POLICY_LORA = "policy"
 CONSCIENCE_LORA = "conscience"
+CPU_KV_CACHE_GIB = 1  # the KV cache of an engine on the CPU backend, unless VLLM_CPU_KVCACHE_SPACE says otherwise
 
 
 def vllm_available() -> bool:
@@ -67,7 +68,7 @@ class VLLMSettings:
     server_timeout: float = 240.0  # seconds to wait for the server to come up
     group_port: int = 51216  # server mode: NCCL weight-update group (full fine-tuning only)
     tensor_parallel_size: int = 1  # colocate: processes per engine
-    gpu_memory_utilization: float = 0.3  # colocate: the engine's share, the rest is training's
+    gpu_memory_utilization: float = 0.3  # colocate: the engine's share of the GPU, the rest is training's
     max_model_length: int | None = None
     enable_sleep_mode: bool = False  # colocate: free the engine's memory between generations
     dtype: str = "auto"
@@ -89,6 +90,19 @@ class VLLMSettings:
 
         values = {f.name: getattr(args, f"vllm_{f.name}") for f in fields(cls) if hasattr(args, f"vllm_{f.name}")}
         return cls(**values)
+
+
+def memory_kwargs(gpu_memory_utilization: float) -> dict:
+    """The engine's memory settings. On a GPU: its share of the device's memory. On the CPU backend that flag
+    reserves a share of the host's RAM, which a shared machine rarely has free, so the KV cache gets a fixed
+    size instead: `VLLM_CPU_KVCACHE_SPACE` GiB when set (vLLM reads it), else `CPU_KV_CACHE_GIB`."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {"gpu_memory_utilization": gpu_memory_utilization}
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return {}
+    return {"kv_cache_memory_bytes": CPU_KV_CACHE_GIB << 30}
 
 
 def sampling_params(sampling: SamplingConfig, seed: int, stops: list[int], logprobs: bool = False):
@@ -212,13 +226,13 @@ class VLLMGeneration:
             model=self.model_path,
             dtype=s.dtype,
             tensor_parallel_size=s.tensor_parallel_size,
-            gpu_memory_utilization=s.gpu_memory_utilization,
             max_model_len=s.max_model_length,
             enable_sleep_mode=s.enable_sleep_mode,
             enforce_eager=s.enforce_eager,
             generation_config="vllm",  # plain sampling: nothing from the checkpoint's generation_config.json
             seed=0,
             trust_remote_code=False,
+            **memory_kwargs(s.gpu_memory_utilization),
         )
         if self.max_lora_rank:
             kwargs.update(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=2)

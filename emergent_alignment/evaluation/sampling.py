@@ -56,7 +56,7 @@ class VLLMSampler:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
     ):
-        from ..vllm_generation import adapter_dir_rank, lora_slot_rank, vllm_available
+        from ..vllm_generation import adapter_dir_rank, lora_slot_rank, memory_kwargs, vllm_available
 
         if not vllm_available():
             raise ValueError(
@@ -70,8 +70,8 @@ class VLLMSampler:
             seed=0,
             trust_remote_code=False,
             generation_config="vllm",  # plain sampling, as the HF backend
-            gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
+            **memory_kwargs(gpu_memory_utilization),
         )
         if adapter:
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_slot_rank(adapter_dir_rank(adapter)))

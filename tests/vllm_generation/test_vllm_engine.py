@@ -4,8 +4,6 @@ One engine serves the module (its start-up is the slow part): the base weights a
 conscience, the policy is base + a LoRA adapter refreshed by `sync`.
 """
 
-import os
-
 import pytest
 import torch
 
@@ -17,7 +15,6 @@ pytestmark = pytest.mark.skipif(
     reason="vLLM is not installed here (`make vllm-env` builds an environment with it; `make test-vllm` runs these)",
 )
 
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB per engine on the CPU backend (default 4)
 SPEC = "tiny:llama?hidden=128&heads=2&layers=2"  # head size 64: one vLLM's CPU attention supports
 SAMPLING = SamplingConfig(max_new_tokens=12, temperature=1.0, top_p=1.0)
 
