@@ -434,12 +434,9 @@ class VLLMGeneration:
 def _base_name_or_path(model) -> str:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     path = getattr(base, "name_or_path", None) or getattr(base.config, "_name_or_path", None)
-    if not path or not os.path.isdir(path):
-        raise ValueError(
-            f"vLLM loads the base weights from a checkpoint folder, but the model's name_or_path is {path!r}: "
-            "pass model_path"
-        )
-    return path
+    if not path:
+        raise ValueError("vLLM loads the base weights from a checkpoint, but the model names none: pass model_path")
+    return path  # a folder, or a hub id
 
 
 def _flatten_adapter_dir(path: str, adapter: str) -> None:
