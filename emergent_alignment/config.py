@@ -78,6 +78,17 @@ class EmergentAlignmentConfig(SFTConfig):
         `False` for models too large to gather on one GPU: slower, every forward gathers its layers
         (TRL's option of the same name).
 
+    > vLLM (TRL's names; `emergent_alignment/vllm_generation.py`, docs/core.md "vLLM")
+
+    use_vllm (`bool`, defaults to `False`): sample the probe answers through vLLM and, with PEFT, the
+        corrections too (the engine's base weights are the frozen conscience; the policy is the base
+        plus its adapter, a LoRA request refreshed every conscience step, never merged).
+    vllm_mode (`str`, defaults to `"colocate"`): `colocate` (an engine in each training process) or
+        `server` (a running `vllm serve` / `trl vllm-serve`; one training process).
+    vllm_server_base_url, vllm_server_host, vllm_server_port, vllm_server_timeout: server mode's address.
+    vllm_tensor_parallel_size, vllm_gpu_memory_utilization, vllm_enable_sleep_mode,
+        vllm_max_model_length, vllm_max_lora_rank: colocate mode's engine (as TRL's GRPOConfig).
+
     Every `SFTConfig` option either works with the alignment term or is rejected here or by the trainer,
     naming the field (neftune_noise_alpha, a tokenizer as chat_template_path, reentrant checkpointing with
     several processes, ...): docs/core.md, "Which SFTConfig options work". Gradient checkpointing defaults
@@ -120,6 +131,17 @@ class EmergentAlignmentConfig(SFTConfig):
     ds3_gather_for_generation: bool = field(
         default=True, metadata={"help": "ZeRO-3: gather the weights for the conscience step (False: too large)."}
     )
+    use_vllm: bool = field(default=False, metadata={"help": "Probe answers (and PEFT corrections) through vLLM."})
+    vllm_mode: str = field(default="colocate", metadata={"help": "colocate or server."})
+    vllm_server_base_url: str | None = field(default=None, metadata={"help": "Server mode: overrides host/port."})
+    vllm_server_host: str = field(default="0.0.0.0", metadata={"help": "Server mode: host."})
+    vllm_server_port: int = field(default=8000, metadata={"help": "Server mode: port."})
+    vllm_server_timeout: float = field(default=240.0, metadata={"help": "Server mode: seconds to wait for it."})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "Colocate: processes per engine."})
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={"help": "Colocate: the engine's GPU share."})
+    vllm_enable_sleep_mode: bool = field(default=False, metadata={"help": "Colocate: free memory between steps."})
+    vllm_max_model_length: int | None = field(default=None, metadata={"help": "The engine's context length."})
+    vllm_max_lora_rank: int | None = field(default=None, metadata={"help": "Default: the adapter's rank."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 (default: on only where a GPU supports it)."})
 
     def __post_init__(self):
@@ -150,6 +172,10 @@ class EmergentAlignmentConfig(SFTConfig):
         if self.probe_source == "batch" and self.packing and self.conscience_every:
             raise ValueError("probe_source='batch' cannot be combined with packing: a packed row has no single prompt")
         self.conscience_config(ConscienceConfig())  # validates the conscience_* overrides
+        if self.use_vllm:
+            from .vllm_generation import VLLMSettings
+
+            VLLMSettings.from_args(self)  # validates the vllm_* fields (vLLM itself is needed only by the trainer)
 
     @property
     def aligning(self) -> bool:

@@ -290,6 +290,9 @@ class Conscience:
 
     # -- self-correction ---------------------------------------------------------------------
 
+    # How corrections are sampled: `generation.generate`, or an engine's drop-in (the trainer's vLLM).
+    generate_fn = staticmethod(generate)
+
     def _candidates(self, strategies: list[str], conversations, responses) -> list[str]:
         """`num_candidates` candidates per strategy and sample, every prompt in ONE generate call; in the
         order (strategy, sample, candidate)."""
@@ -301,7 +304,7 @@ class Conscience:
         if not prompts:
             return []
         with self.frozen():
-            new = generate(self.model, self.tokenizer, prompts, self.config.sampling, batch_size=len(prompts))
+            new = self.generate_fn(self.model, self.tokenizer, prompts, self.config.sampling, batch_size=len(prompts))
         return [decode(self.tokenizer, ids).strip() for ids in new]
 
     def correct(

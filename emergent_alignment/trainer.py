@@ -228,8 +228,32 @@ class EmergentAlignmentTrainer(SFTTrainer):
         self._sft_step = None  # the step's SFT loss so far (for `sft/loss`)
         self._alignment_metrics = defaultdict(list)  # ours; SFTTrainer's `_metrics` is private to it
         self._log_path = os.path.join(args.output_dir, LOG_NAME)
+        self.vllm = self._start_vllm(model_dir) if args.use_vllm and active else None
 
     # -- set-up ---------------------------------------------------------------------------
+
+    def _start_vllm(self, model_dir):
+        """The vLLM engine for probe answers (and, with PEFT, corrections): see `vllm_generation.py`."""
+        from .vllm_generation import VLLMGeneration, VLLMSettings
+
+        args = self.args
+        if self._backend.is_zero3 or self._backend.fsdp_version:
+            raise ValueError("use_vllm: not yet supported under DeepSpeed ZeRO-3 or FSDP2 (DDP or one process)")
+        if args.vllm_mode == "server" and self.accelerator.num_processes > 1:
+            raise ValueError("use_vllm: vllm_mode='server' runs with one training process; use colocate with several")
+        if self.ref_adapter is not None:
+            raise ValueError("use_vllm: not yet supported with ref_adapter_name (a conscience served as a second LoRA)")
+        engine = VLLMGeneration(
+            self.accelerator.unwrap_model(self.model),
+            self._tokenizer,
+            VLLMSettings.from_args(args),
+            model_path=model_dir if isinstance(model_dir, str) else None,
+            workdir=os.path.join(args.output_dir, "vllm"),
+            accelerator=self.accelerator,
+        )
+        if engine.serves_conscience:  # PEFT: the engine's base weights are the frozen copy
+            self.conscience.generate_fn = engine.generate_fn("conscience")
+        return engine
 
     @staticmethod
     def _load(model, args, tokenizer):
@@ -347,8 +371,13 @@ class EmergentAlignmentTrainer(SFTTrainer):
         torch.manual_seed(args.seed + 1_000_003 * step + rank)  # same probes and samples on resume
         sampling = SamplingConfig(args.probe_max_new_tokens, args.probe_temperature, args.probe_top_p)
         # the probe batch in one generation call (its size is `probe_batch_size`, the same on every process)
+        prompts = [encode_prompt(tok, p) for p in probes]
         with self._timed("generate"):
-            answers = generate(policy, tok, [encode_prompt(tok, p) for p in probes], sampling, batch_size=len(probes))
+            if self.vllm is not None:
+                self.vllm.sync(policy)  # the engine's policy becomes this step's (adapter or weights)
+                answers = self.vllm.generate_policy(prompts, sampling)
+            else:
+                answers = generate(policy, tok, prompts, sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
         with self._timed("review"):
             verdicts = self.conscience.review(probes, responses)

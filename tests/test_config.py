@@ -79,3 +79,10 @@ def test_chat_template_path_only_as_a_template_file(tmp_path):
     with pytest.raises(ValueError, match="chat_template_path"):
         EmergentAlignmentConfig(output_dir=str(tmp_path), chat_template_path="Qwen/Qwen3-0.6B")
     EmergentAlignmentConfig(output_dir=str(tmp_path), chat_template_path=str(tmp_path / "template.jinja"))
+
+
+def test_a_bad_vllm_setting_is_refused_by_name():
+    with pytest.raises(ValueError, match="vllm_mode must be colocate or server"):
+        EmergentAlignmentConfig(output_dir="x", use_vllm=True, vllm_mode="remote", report_to=[])
+    with pytest.raises(ValueError, match="vllm_gpu_memory_utilization"):
+        EmergentAlignmentConfig(output_dir="x", use_vllm=True, vllm_gpu_memory_utilization=0, report_to=[])

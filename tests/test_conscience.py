@@ -206,8 +206,8 @@ def test_correct_generates_every_candidate_of_a_round_in_one_call(llama_dir, mon
 
     c = conscience(llama_dir, max_attempts=2, correction="both", max_new_tokens=4, num_candidates=3)
     calls, real = [], module.generate
-    monkeypatch.setattr(
-        module, "generate", lambda m, t, prompts, *a, **k: calls.append(prompts) or real(m, t, prompts, *a, **k)
+    monkeypatch.setattr(  # the conscience samples through its generate_fn (generation.generate by default)
+        c, "generate_fn", lambda m, t, prompts, *a, **k: calls.append(prompts) or real(m, t, prompts, *a, **k)
     )
     scores = iter([0.1, 0.2, 0.3, 0.15, 0.25, 0.35, 0.05, 0.4, 0.2, 0.1, 0.3, 0.45] + [0.1] * 12)
     reviews = []
