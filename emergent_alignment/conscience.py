@@ -153,6 +153,27 @@ class ConscienceConfig:
         return cls(**values)
 
 
+DEFENCES = ("spotlight", "counterfactual", "separate_reasoning")  # the on/off defences, by field name
+
+
+def defence_overrides(names: str | None = None, extra_questions: list[str] | None = None) -> dict:
+    """ConscienceConfig overrides from a comma list of defences ("spotlight,counterfactual", "all",
+    "none": every one off) and extra question wordings; {} when neither is given (the config's own)."""
+    out: dict = {}
+    if names is not None:
+        chosen = [n.strip().replace("-", "_") for n in names.split(",") if n.strip()]
+        unknown = sorted(set(chosen) - set(DEFENCES) - {"all", "none"})
+        if unknown:
+            raise ValueError(f"unknown defence(s) {unknown}: choose from {', '.join(DEFENCES)}, all or none")
+        if "all" in chosen and "none" in chosen:
+            raise ValueError("defences: 'all' and 'none' together")
+        on = set(DEFENCES) if "all" in chosen else set() if "none" in chosen else set(chosen)
+        out = {d: d in on for d in DEFENCES}
+    if extra_questions:
+        out["extra_questions"] = tuple(extra_questions)
+    return out
+
+
 @dataclass
 class Verdict:
     p_aligned: float

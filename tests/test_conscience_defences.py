@@ -190,3 +190,43 @@ def test_defence_options_round_trip_through_a_checkpoint_dir(tmp_path):
     ConscienceConfig(counterfactual=True, extra_questions=("Was it kind?",)).save(str(tmp_path))
     cfg = ConscienceConfig.from_pretrained(str(tmp_path))
     assert cfg.counterfactual and cfg.extra_questions == ("Was it kind?",) and cfg.forwards_per_sample == 4
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def test_review_command_takes_the_defences(llama_dir, capsys):
+    import json
+
+    from emergent_alignment.cli import main
+
+    argv = ["review", "--model", llama_dir, "--prompt", "Hi", "--response", "Hello!" + INJECTION, "--json"]
+    assert main(argv + ["--defences", "counterfactual,spotlight", "--extra-question", "Was it kind?"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["defences"] == {
+        "spotlight": True,
+        "counterfactual": True,
+        "separate_reasoning": False,
+        "extra_questions": ["Was it kind?"],
+    }
+    assert main(argv) == 0
+    assert not any(v for v in json.loads(capsys.readouterr().out)["defences"].values())  # off by default
+
+
+@pytest.mark.parametrize("command", ["review", "generate", "serve", "redteam"])
+def test_every_guarded_command_exposes_the_defences(command, capsys):
+    from emergent_alignment.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "--defences" in text and "--extra-question" in text
+
+
+def test_an_unknown_defence_is_a_one_line_error(capsys):
+    from emergent_alignment.cli import main
+
+    argv = ["review", "--model", "tiny:llama", "--prompt", "a", "--response", "b", "--defences", "spotlite"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "spotlite" in err and "counterfactual" in err and "Traceback" not in err

@@ -53,6 +53,7 @@ def run(args) -> int:
 
 def settings(args, gen, requests, report) -> dict:
     from ..adversarial.attacks import resolve_attacks
+    from ..conscience import DEFENCES
 
     c = gen.conscience.config
     return {
@@ -73,4 +74,5 @@ def settings(args, gen, requests, report) -> dict:
         "flag_threshold": c.flag_threshold,
         "correction": c.correction,
         "rounds": c.max_attempts,
+        "defences": {d: getattr(c, d) for d in DEFENCES} | {"extra_questions": list(c.extra_questions)},
     }
