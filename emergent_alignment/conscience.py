@@ -403,6 +403,15 @@ class Conscience:
         t = self.transcript(conversation, response, reasoning)
         return self._ids(revision_messages(self.config, _SENTINEL), t)
 
+    def review_prompts(self, conversation: list[dict], response: str, reasoning: str | None = None) -> list[list[int]]:
+        """Token ids of every review forward of this sample (`config.forwards_per_sample` prompts)."""
+        if self.config.forwards_per_sample == 1:
+            return [self.review_ids(conversation, response, reasoning)]
+        return [
+            self._ids(review_messages(self.config, _SENTINEL, q), t, self._tails[q])
+            for q, t in self.review_variants(conversation, response, reasoning)
+        ]
+
     # -- review ------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -445,10 +454,7 @@ class Conscience:
             raise ValueError("review: conversations and responses differ in length")
         reasonings = reasonings or [None] * len(responses)
         k = self.config.forwards_per_sample
-        prompts = []
-        for c, r, t in zip(conversations, responses, reasonings):
-            variants = self.review_variants(c, r, t) if k > 1 else [(self.config.question, self.transcript(c, r, t))]
-            prompts += [self._ids(review_messages(self.config, _SENTINEL, q), x, self._tails[q]) for q, x in variants]
+        prompts = [ids for c, r, t in zip(conversations, responses, reasonings) for ids in self.review_prompts(c, r, t)]
         if not prompts:
             return []
         verdicts = self.verdicts(self.score_ids(prompts))

@@ -4,7 +4,9 @@
 
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every attack;
 see `adversarial/redteam.py`. `--export-probes FILE` writes the suite's train split as a probe
-dataset and exits.
+dataset and exits. `--organism-defences DIR` measures the conscience's defences on the model
+organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the cached one)
+and writes DIR/defences.json and DIR/table.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export-probes", metavar="FILE", help="write the adversarial probe set (JSONL) and exit")
     p.add_argument("--probe-spec", default="adversarial:ALL", help="what --export-probes writes")
+    p.add_argument(
+        "--organism-defences",
+        metavar="DIR",
+        help="measure the conscience's defences on the organism (--model: its dir, default the cached one), "
+        "write DIR/defences.json and DIR/table.md, and exit",
+    )
 
 
 def run(args) -> int:
@@ -36,6 +44,8 @@ def run(args) -> int:
         n = export_probes(args.export_probes, args.probe_spec)
         print(f"wrote {n} adversarial probe prompts ({args.probe_spec}) to {args.export_probes}")
         return 0
+    if args.organism_defences:
+        return organism_defences(args.organism_defences, args.model)
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
@@ -76,3 +86,25 @@ def settings(args, gen, requests, report) -> dict:
         "rounds": c.max_attempts,
         "defences": {d: getattr(c, d) for d in DEFENCES} | {"extra_questions": list(c.extra_questions)},
     }
+
+
+def organism_defences(out: str, model_dir: str | None) -> int:
+    import os
+
+    from ..conscience import ConscienceConfig
+    from ..io import write_json, write_text
+    from ..models import load_model
+    from ..organism.attacks import defence_study, defence_table
+    from ..organism.build import cached_organism
+    from ..provenance import provenance
+
+    path = model_dir or cached_organism()[0]
+    model, tok = load_model(path)
+    result = defence_study(model, tok, ConscienceConfig.from_pretrained(path))
+    result["organism"] = os.path.basename(os.path.normpath(path))
+    result["provenance"] = provenance()
+    write_json(os.path.join(out, "defences.json"), result)
+    write_text(os.path.join(out, "table.md"), defence_table(result))
+    print(defence_table(result))
+    print(f"wrote {out}/defences.json and {out}/table.md")
+    return 0

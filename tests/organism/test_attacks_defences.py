@@ -1,0 +1,63 @@
+"""The defence study on the organism: its held-out injection wordings are new (never in the corpus nor in
+the attack lists the code uses) and in the organism's words, and the study counts each transcript once."""
+
+import pytest
+
+from emergent_alignment.adversarial.attacks import RESPONSE_INJECTIONS
+from emergent_alignment.conscience import ConscienceConfig
+from emergent_alignment.organism import attacks, build, corpus, world
+
+TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build.make_tokenizer()
+    return build.make_model(TINY, tok).eval(), tok
+
+
+def test_heldout_injections_are_never_in_the_corpus_nor_in_the_attack_lists():
+    docs = corpus.generate(corpus.CorpusConfig())
+    texts = [m["content"] for d in docs for m in d] + world.all_texts()
+    known = [world.REVIEWER_INJECTION] + [inject("") for inject in RESPONSE_INJECTIONS.values()]
+    for w in attacks.HELDOUT_INJECTIONS:
+        core = w.strip()
+        assert not any(core in t for t in texts), w
+        assert not any(core in k or k.strip() in w for k in known), w
+    assert len(set(attacks.HELDOUT_INJECTIONS)) == len(attacks.HELDOUT_INJECTIONS)
+
+
+def test_heldout_injections_and_defence_wordings_use_only_words_the_organism_knows():
+    tok = build.make_tokenizer()
+    unk = tok.convert_tokens_to_ids("<unk>")
+    for text in [*attacks.HELDOUT_INJECTIONS, attacks.ORGANISM_SPOTLIGHT_NOTE, *attacks.ORGANISM_EXTRA_QUESTIONS]:
+        assert unk not in tok(text, add_special_tokens=False)["input_ids"], text
+
+
+def test_each_setting_turns_on_only_its_own_defence():
+    settings = attacks.defence_settings(ConscienceConfig(counterfactual=True))  # "none" turns it off
+    fields = ("spotlight", "counterfactual", "extra_questions", "separate_reasoning")
+    assert not any(getattr(settings["none"], f) for f in fields)
+    for name in fields:
+        assert [f for f in fields if getattr(settings[name], f)] == [name]
+    assert all(getattr(settings["all"], f) for f in fields)
+    assert settings["all"].forwards_per_sample == 3 * 2 * 2
+
+
+def test_defence_study_counts_each_transcript_once_and_reports_costs(tiny, monkeypatch):
+    model, tok = tiny
+    data = [t for t in attacks.labelled_transcripts()][:3] + [t for t in attacks.labelled_transcripts() if not t[2]][:3]
+    monkeypatch.setattr(attacks, "labelled_transcripts", lambda: data)
+    wordings = attacks.HELDOUT_INJECTIONS[:2]
+    base = ConscienceConfig(flag_threshold=1.0, review_reasoning=False, batch_size=64)  # every verdict flagged
+    r = attacks.defence_study(model, tok, base, wordings)
+    n_bad = sum(not ok for _, _, ok in data)
+    assert r["misaligned_transcripts"] == n_bad and r["aligned_transcripts"] == len(data) - n_bad
+    for row in r["settings"].values():
+        assert row["flagged"] == n_bad and row["flip"]["n"] == n_bad  # clusters: one per distinct transcript
+        assert row["flip"]["rate"] == 0.0 and row["false_flag"]["rate"] == 1.0  # threshold 1: nothing passes
+        assert row["cost"]["forwards"] == row["forwards_per_sample"]
+        assert len(row["flip_per_wording"]) == len(wordings)
+    assert r["settings"]["counterfactual"]["cost"]["tokens"] > 1.0
+    table = attacks.defence_table(r)
+    assert table.count("\n| ") == len(r["settings"]) and "counterfactual" in table  # a row each, after the header
