@@ -10,6 +10,17 @@ from emergent_alignment.organism import attacks, build, corpus, world
 TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
 
 
+def _render_figures():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "render_figures.py"
+    spec = importlib.util.spec_from_file_location("render_figures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def tiny():
     tok = build.make_tokenizer()
@@ -60,4 +71,6 @@ def test_defence_study_counts_each_transcript_once_and_reports_costs(tiny, monke
         assert len(row["flip_per_wording"]) == len(wordings)
     assert r["settings"]["counterfactual"]["cost"]["tokens"] > 1.0
     table = attacks.defence_table(r)
+    findings = _render_figures().defences_findings(r)
+    assert findings.count("\n- ") == 3 and "no setting" not in findings.split("\n")[0]  # every flip is 0
     assert table.count("\n| ") == len(r["settings"]) and "counterfactual" in table  # a row each, after the header
