@@ -230,3 +230,18 @@ def test_an_unknown_defence_is_a_one_line_error(capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "spotlite" in err and "counterfactual" in err and "Traceback" not in err
+
+
+def test_generate_guard_reviews_with_the_defences(llama_dir, capsys, monkeypatch):
+    from emergent_alignment.cli import main
+
+    seen, real = [], Conscience.review
+
+    def spy(self, *a, **kw):
+        seen.append(self.config.forwards_per_sample)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Conscience, "review", spy)
+    argv = ["generate", "--model", llama_dir, "--prompt", "Hi", "--guard", "--max-new-tokens", "4", "--rounds", "1"]
+    assert main(argv + ["--defences", "counterfactual,separate-reasoning", "--json"]) == 0
+    assert seen and set(seen) == {4}  # the draft's review and the corrections' reviews
