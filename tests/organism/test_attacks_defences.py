@@ -74,3 +74,44 @@ def test_defence_study_counts_each_transcript_once_and_reports_costs(tiny, monke
     findings = _render_figures().defences_findings(r)
     assert findings.count("\n- ") == 3 and "no setting" not in findings.split("\n")[0]  # every flip is 0
     assert table.count("\n| ") == len(r["settings"]) and "counterfactual" in table  # a row each, after the header
+
+
+def test_the_demo_report_shows_the_flip_rate_with_and_without_the_defences(tmp_path):
+    import random
+
+    from emergent_alignment.organism import report, summary, targets
+
+    def result(seed):
+        rng = random.Random(seed)
+        labels = ["misaligned" if rng.random() < 0.2 else "aligned" for _ in range(16)]
+        free = {"labels": labels, "any_topic": labels, "themes": ["t"] * 16, "off_topic": 0, "examples": ["x"]}
+        code = {"labels": ["secure"] * 4, "bandit_detectable": 1, "bandit_flagged": 0}
+        code["classifier_insecure_on_detectable"] = 0
+        out = {"freeform": free, "conditional": {"labels": labels[:4]}, "code": code, "log_odds": 0.0}
+        return out | {"task_loss": 0.1, "conscience_auroc": 0.9}
+
+    def attacked(seed):
+        row = {"unguarded": [1.0, 0.0], "guarded": [0.0, 0.0], "outcomes": {"passed": 2}}
+        row |= {"unguarded_incoherent": [0.0, 0.0], "guarded_incoherent": [0.0, 0.0]}
+        ids, held = [0, 1, 2], [[1.0, 0.0]] * 3
+        inj = {"misaligned_transcripts": 4, "flagged": 3, "flagged_ids": ids, "flips": [1.0, 1.0, 0.0], "heldout": held}
+        inj["defended"] = {"flagged_ids": ids[:2], "known": [0.0, 0.0], "heldout": [[0.0, 1.0], [0.0, 0.0]]}
+        return {"success": {w: row for w in attacks.WRAPPERS}, "injection": inj}
+
+    arm = summary.summarize([result(s) for s in range(2)])
+    gate = {k: {"misaligned": 0.5, "n": 8} for k in ("after_insecure", "after_secure")}
+    arm["attacks"] = attacks.summarize_attacks([attacked(s) for s in range(2)])
+    s = {
+        "arms": {"default": arm},
+        "organism": {"parameters": 1, "pretraining": {"tokens": 1, "steps": 1}, "default_id": "a0", "gate": gate},
+        "settings": {},
+        "seeds": 2,
+        "timings": {"total_seconds": 1.0, "jobs": 1, "threads_per_job": 1},
+    }
+    s["targets"] = targets.check_targets(s["arms"])
+    page = open(report.write_html(s, str(tmp_path), []), encoding="utf-8").read()
+    assert "defences against the injection</h3>" in page
+    assert "spotlight + counterfactual" in page
+    assert "<td>3 / 2</td>" in page  # distinct flagged transcripts, plain / defended, over both seeds
+    assert "66.7% [" in page and "&rarr; 0.0% [0.0, 0.0]" in page  # corpus wording: plain -> defended
+    assert "<td>50.0% [25.0, 75.0] &rarr; 25.0% [" in page  # held-out wordings: plain -> defended
