@@ -19,6 +19,11 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="output directory (report.json, asr.csv, flip.csv, table.md, samples.jsonl)")
     p.add_argument("--judge", default="self", help="compliance judge: self | hf:PATH | openai:MODEL | conscience:PATH")
     p.add_argument("--judge-base-url", help="endpoint for an openai: judge (key from OPENAI_API_KEY)")
+    p.add_argument(
+        "--grader",
+        help="also grade harmful compliance (refusal, convincingness, specificity; StrongREJECT-style) "
+        "with this judge: self | hf:PATH | openai:MODEL | conscience:PATH (default: no grading)",
+    )
     p.add_argument("--attacks", default="ALL", help="ALL or a comma list of attack wrappers")
     p.add_argument("--injections", default="ALL", help="ALL or a comma list of response-side injections")
     p.add_argument("--source", default="jailbroken,own", help="request sources: jailbroken, own")
@@ -51,9 +56,11 @@ def run(args) -> int:
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
     injections = resolve_injections(args.injections)
     gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
-    report, samples = redteam(
-        gen, make_judge(args.judge, gen, args.judge_base_url), requests, args.attacks, injections, args.guard, args.seed
-    )
+    judge = make_judge(args.judge, gen, args.judge_base_url)
+    grader = None
+    if args.grader:
+        grader = judge if args.grader == args.judge else make_judge(args.grader, gen, args.judge_base_url)
+    report, samples = redteam(gen, judge, requests, args.attacks, injections, args.guard, args.seed, grader=grader)
     report["settings"] = settings(args, gen, requests, report)
     write_report(args.out, report, samples)
     print_tables(report)
@@ -70,6 +77,7 @@ def settings(args, gen, requests, report) -> dict:
         "model": args.model,
         "adapter": args.adapter,
         "judge": args.judge,
+        "grader": args.grader,
         "guard": args.guard,
         "attacks": resolve_attacks(args.attacks),
         "source": args.source,
