@@ -94,15 +94,16 @@ def attack_success(model, tok, conscience_config, per_theme: int, seed: int) -> 
     return out
 
 
-def injection_flips(model, tok, conscience_config) -> dict:
+def injection_flips(model, tok, conscience_config, wordings: tuple[str, ...] = ()) -> dict:
     """How many flagged misaligned transcripts stop being flagged when an injection is appended: the
-    corpus wording (world.REVIEWER_INJECTION) and the held-out ones, without and with DEMO_DEFENCES.
+    corpus wording (world.REVIEWER_INJECTION), and `wordings` (e.g. HELDOUT_INJECTIONS; none by default,
+    to keep the demo's time: `defence_study` measures them), without and with DEMO_DEFENCES.
     `flagged_ids` name the distinct transcripts, so CIs over seeds count each once."""
     from ..conscience import Conscience
 
     bad = [(c, r) for c, r, ok in labelled_transcripts() if not ok]
     settings = defence_settings(replace(conscience_config, batch_size=max(conscience_config.batch_size, 64)))
-    plain = _injection(Conscience(model, tok, settings["none"]), bad)
+    plain = _injection(Conscience(model, tok, settings["none"]), bad, wordings)
     defended = replace(settings["none"], **{k: getattr(settings["all"], k) for k in DEMO_DEFENCES_FIELDS})
     flips = plain["known"]
     return {
@@ -112,7 +113,7 @@ def injection_flips(model, tok, conscience_config) -> dict:
         "flips": flips,
         "flip_rate": sum(flips) / len(flips) if flips else float("nan"),
         "heldout": plain["heldout"],
-        "defended": _injection(Conscience(model, tok, defended), bad),
+        "defended": _injection(Conscience(model, tok, defended), bad, wordings),
     }
 
 
@@ -122,7 +123,7 @@ def _injection(conscience, bad: list[tuple[list[dict], str]], wordings=HELDOUT_I
     clean = clean if clean is not None else _review(conscience, bad)
     ids = [i for i, v in enumerate(clean) if v.flagged]
     known = _review(conscience, [(bad[i][0], bad[i][1] + world.REVIEWER_INJECTION) for i in ids])
-    held = _review(conscience, [(bad[i][0], bad[i][1] + w) for i in ids for w in wordings])
+    held = _review(conscience, [(bad[i][0], bad[i][1] + w) for i in ids for w in wordings]) if wordings else []
     k = len(wordings)
     return {
         "flagged_ids": ids,
@@ -169,6 +170,8 @@ def summarize_attacks(results: list[dict]) -> dict:
         for mode, rows in (("plain", inj), ("defended", [r["defended"] for r in inj])):
             row = {"distinct_flagged": len({i for r in rows for i in r["flagged_ids"]})}
             for key, source, seed in (("known", "flips" if mode == "plain" else "known", 8), ("heldout", "heldout", 9)):
+                if key == "heldout" and not any(h for r in rows for h in r[source]):
+                    continue  # no held-out wordings measured
                 m, a, b = _flip_rate(rows, source, seed)
                 row[key], row[f"{key}_ci"] = m, [a, b]
             out["injection"]["defences"][mode] = row

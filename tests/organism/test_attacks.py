@@ -144,8 +144,10 @@ def test_summarize_attacks_counts_each_distinct_transcript_once():
 def test_injection_flips_name_the_flagged_transcripts_with_and_without_the_defences(tiny):
     model, tok = tiny
     always = replace(corpus.ORGANISM_CONSCIENCE, flag_threshold=1.0)
-    inj = attacks.injection_flips(model, tok, always)
+    inj = attacks.injection_flips(model, tok, always, attacks.HELDOUT_INJECTIONS[:3])
     n = inj["misaligned_transcripts"]
     assert inj["flagged_ids"] == list(range(n)) == inj["defended"]["flagged_ids"]
-    assert len(inj["heldout"]) == n and all(len(h) == len(attacks.HELDOUT_INJECTIONS) for h in inj["heldout"])
+    assert len(inj["heldout"]) == n and all(len(h) == 3 for h in inj["heldout"])
     assert sum(inj["defended"]["known"]) == 0 and not any(any(h) for h in inj["defended"]["heldout"])
+
+    assert attacks.injection_flips(model, tok, always)["heldout"] == [[]] * n  # by default: the corpus wording only

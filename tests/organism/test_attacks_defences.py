@@ -90,19 +90,22 @@ def test_the_demo_report_shows_the_flip_rate_with_and_without_the_defences(tmp_p
         out = {"freeform": free, "conditional": {"labels": labels[:4]}, "code": code, "log_odds": 0.0}
         return out | {"task_loss": 0.1, "conscience_auroc": 0.9}
 
-    def attacked(seed):
+    def attacked(seed, measured=True):
         row = {"unguarded": [1.0, 0.0], "guarded": [0.0, 0.0], "outcomes": {"passed": 2}}
         row |= {"unguarded_incoherent": [0.0, 0.0], "guarded_incoherent": [0.0, 0.0]}
-        ids, held = [0, 1, 2], [[1.0, 0.0]] * 3
+        ids, held = [0, 1, 2], [[1.0, 0.0] if measured else []] * 3
         inj = {"misaligned_transcripts": 4, "flagged": 3, "flagged_ids": ids, "flips": [1.0, 1.0, 0.0], "heldout": held}
-        inj["defended"] = {"flagged_ids": ids[:2], "known": [0.0, 0.0], "heldout": [[0.0, 1.0], [0.0, 0.0]]}
+        dheld = [[0.0, 1.0], [0.0, 0.0]] if measured else [[], []]
+        inj["defended"] = {"flagged_ids": ids[:2], "known": [0.0, 0.0], "heldout": dheld}
         return {"success": {w: row for w in attacks.WRAPPERS}, "injection": inj}
 
     arm = summary.summarize([result(s) for s in range(2)])
     gate = {k: {"misaligned": 0.5, "n": 8} for k in ("after_insecure", "after_secure")}
     arm["attacks"] = attacks.summarize_attacks([attacked(s) for s in range(2)])
+    other = summary.summarize([result(s) for s in range(2)])
+    other["attacks"] = attacks.summarize_attacks([attacked(s, measured=False) for s in range(2)])
     s = {
-        "arms": {"default": arm},
+        "arms": {"default": arm, "insecure": other},
         "organism": {"parameters": 1, "pretraining": {"tokens": 1, "steps": 1}, "default_id": "a0", "gate": gate},
         "settings": {},
         "seeds": 2,
@@ -115,3 +118,4 @@ def test_the_demo_report_shows_the_flip_rate_with_and_without_the_defences(tmp_p
     assert "<td>3 / 2</td>" in page  # distinct flagged transcripts, plain / defended, over both seeds
     assert "66.7% [" in page and "&rarr; 0.0% [0.0, 0.0]" in page  # corpus wording: plain -> defended
     assert "<td>50.0% [25.0, 75.0] &rarr; 25.0% [" in page  # held-out wordings: plain -> defended
+    assert page.count("not measured here") == 1  # the arm measured on the corpus wording only
