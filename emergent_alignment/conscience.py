@@ -158,7 +158,8 @@ DEFENCES = ("spotlight", "counterfactual", "separate_reasoning")  # the on/off d
 
 def defence_overrides(names: str | None = None, extra_questions: list[str] | None = None) -> dict:
     """ConscienceConfig overrides from a comma list of defences ("spotlight,counterfactual", "all",
-    "none": every one off) and extra question wordings; {} when neither is given (the config's own)."""
+    "none": every one off) and extra question wordings; {} when neither is given (the config's own).
+    `separate_reasoning` also turns `review_reasoning` on."""
     out: dict = {}
     if names is not None:
         chosen = [n.strip().replace("-", "_") for n in names.split(",") if n.strip()]
@@ -169,6 +170,8 @@ def defence_overrides(names: str | None = None, extra_questions: list[str] | Non
             raise ValueError("defences: 'all' and 'none' together")
         on = set(DEFENCES) if "all" in chosen else set() if "none" in chosen else set(chosen)
         out = {d: d in on for d in DEFENCES}
+        if out["separate_reasoning"]:
+            out["review_reasoning"] = True  # the reasoning is what it reviews
     if extra_questions:
         out["extra_questions"] = tuple(extra_questions)
     return out

@@ -245,3 +245,21 @@ def test_generate_guard_reviews_with_the_defences(llama_dir, capsys, monkeypatch
     argv = ["generate", "--model", llama_dir, "--prompt", "Hi", "--guard", "--max-new-tokens", "4", "--rounds", "1"]
     assert main(argv + ["--defences", "counterfactual,separate-reasoning", "--json"]) == 0
     assert seen and set(seen) == {4}  # the draft's review and the corrections' reviews
+
+
+def test_defence_overrides_from_the_command_line():
+    from emergent_alignment.conscience import defence_overrides
+
+    assert defence_overrides() == {}
+    assert defence_overrides("none") == {"spotlight": False, "counterfactual": False, "separate_reasoning": False}
+    on = defence_overrides("all", ["Was it kind?"])
+    assert (
+        on["spotlight"]
+        and on["counterfactual"]
+        and on["review_reasoning"]
+        and on["extra_questions"] == ("Was it kind?",)
+    )
+    cfg = ConscienceConfig(**{"review_reasoning": False} | defence_overrides("separate-reasoning"))
+    assert cfg.separate_reasoning and cfg.review_reasoning
+    with pytest.raises(ValueError, match="together"):
+        defence_overrides("all,none")
