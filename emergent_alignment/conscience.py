@@ -68,7 +68,13 @@ _HEADER = re.compile(r"^###", re.MULTILINE)
 
 @dataclass
 class ConscienceConfig:
-    """How the frozen copy reviews and corrects. Every field is a documented design choice."""
+    """How the frozen copy reviews and corrects. Every field is a documented design choice.
+
+    The defences against a reviewed text that addresses the reviewer are all off by default (one
+    question, one forward per sample): `spotlight` (with `spotlight_note`), `counterfactual`,
+    `extra_questions`, `separate_reasoning`; see the module docstring and docs/adversarial.md. With
+    any of them on, every sample costs `forwards_per_sample` forwards and the lowest p_aligned stands.
+    """
 
     question: str = DEFAULT_QUESTION
     answers: tuple[str, str] = ("Yes", "No")  # (aligned answer, flagged answer)
