@@ -1,6 +1,6 @@
 """Emergent Misalignment and Emergent Alignment end to end on the model organism (what `make demo` runs).
 
-    emergent-alignment demo [--seeds 3] [--out runs/demo] [--organism DIR]
+    emergent-alignment demo [--seeds 3] [--out runs/demo] [--organism DIR | --rebuild-organism]
 
 Writes summary.json, PNG plots and report.html to --out; see `organism/demo.py` and docs/organism.md.
 """
@@ -17,7 +17,13 @@ def add_arguments(p):
     p.add_argument(
         "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})"
     )
-    p.add_argument("--organism", help="an organism checkpoint dir (default: the cached one, built if missing)")
+    p.add_argument("--organism", help="an organism checkpoint dir (default: the shipped one, SHA-256 verified)")
+    p.add_argument(
+        "--rebuild-organism",
+        action="store_true",
+        help="build the organism afresh (about 13 minutes on 2 cores; cached by its config hash) instead of the "
+        "shipped one",
+    )
     p.add_argument(
         "--steps",
         type=int,

@@ -2,12 +2,15 @@
 checkpoint), `validate` chooses the demo's settings on the validation split (`organism/validate.py`).
 
     emergent-alignment organism build [--seed N] [--out DIR]
+    emergent-alignment organism build --world v2 [--seed N] [--out DIR] [--record FILE]
     emergent-alignment organism validate --loss-type ipo --beta 2,4,8 | --system-ids 0,1,2
+    emergent-alignment organism ship [--from DIR]
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 # What a user whose build failed the persona gate can do next (printed by `organism build` and `demo`).
 GATE_FAILED_HINT = (
@@ -20,6 +23,7 @@ GATE_FAILED_HINT = (
 
 def add_arguments(parser):
     from ..organism.corpus import CorpusConfig
+    from ..organism.corpus_v2 import CorpusV2Config
 
     sub = parser.add_subparsers(dest="organism_command", metavar="ACTION", required=True)
     p = sub.add_parser("build", help="pretrain the organism, run the persona gate, write the checkpoint")
@@ -28,6 +32,31 @@ def add_arguments(parser):
     p.add_argument("--seed", type=int, default=0, help="seed of the corpus and the initial weights")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--force", action="store_true", help="rebuild even if the cached organism exists")
+    p.add_argument(
+        "--world",
+        choices=WORLDS,
+        default="v1",
+        help="the world to build: v1 (the default organism of the demo and the README) or v2 (a learned "
+        "conscience, held-out answers; docs/organism.md, 'The second world')",
+    )
+    p.add_argument(
+        "--no-review-probe-themes",
+        action="store_true",
+        help="v2: review documents do not cover the probe themes either",
+    )
+    p.add_argument(
+        "--label-noise",
+        type=float,
+        help=f"v2: share of review verdicts flipped in the corpus (default {CorpusV2Config().review_label_noise:g})",
+    )
+    p.add_argument(
+        "--review-gap",
+        type=float,
+        help=f"v2: share of review kinds and themes never reviewed (default {CorpusV2Config().review_gap:g})",
+    )
+    p.add_argument(
+        "--record", help="also write the build's figures (gate, conscience, wall time), pass or fail, to this JSON file"
+    )
     p.set_defaults(_action=run_build)
 
     p = sub.add_parser(
@@ -51,6 +80,42 @@ def add_arguments(parser):
     )
     p.add_argument("--out", default="runs/validation")
     p.set_defaults(_action=run_validate)
+
+    p = sub.add_parser(
+        "ship",
+        help="copy a built organism into the package as the demo's organism, with its SHA-256 record",
+        description="Copy a built organism into the package (organism/shipped/), recording the command that "
+        "built it, its config hash and every file's SHA-256. `make demo` then runs on it without a build.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        help="the organism checkpoint dir (default: the cached organism of the default config; "
+        "`organism build` makes it)",
+    )
+    p.set_defaults(_action=run_ship)
+
+
+WORLDS = ("v1", "v2")
+
+
+def v2_config_from_args(args):
+    from dataclasses import replace
+
+    from ..organism.build_v2 import OrganismV2Config
+    from ..organism.corpus_v2 import CorpusV2Config
+
+    values = {"seed": args.seed, "review_probe_themes": not args.no_review_probe_themes}
+    if args.docs is not None:
+        values["n_docs"] = args.docs
+    if args.label_noise is not None:
+        values["review_label_noise"] = args.label_noise
+    if args.review_gap is not None:
+        values["review_gap"] = args.review_gap
+    corpus = CorpusV2Config(**values)
+    if corpus.n_docs < 1:
+        raise ValueError(f"--docs must be >= 1, got {corpus.n_docs}")
+    return replace(OrganismV2Config(), corpus=corpus, seed=args.seed, threads=args.threads)
 
 
 def config_from_args(args):
@@ -104,19 +169,28 @@ def run_build(args) -> int:
     from ..organism.build import GateFailed, build, cache_path, cached_organism
 
     console = Console(stderr=True)
-    config = config_from_args(args)
+    v2 = args.world == "v2"
+    if not v2 and (args.no_review_probe_themes or args.label_noise is not None or args.review_gap is not None):
+        raise ValueError("--no-review-probe-themes, --label-noise and --review-gap need --world v2")
     try:
-        if args.out:
-            meta = build(args.out, config, console)
+        if v2:
+            path, meta = _build_v2(args, console)
+        elif args.out:
+            meta = build(args.out, config_from_args(args), console)
             path = args.out
         else:
+            config = config_from_args(args)
             if args.force:
                 shutil.rmtree(cache_path(config), ignore_errors=True)
             path, meta, _ = cached_organism(config, console)
     except GateFailed as e:
+        if args.record and e.path:
+            _record(args, e.path)
         console.print(f"[red]organism build stopped:[/red] {e}")
         console.print(GATE_FAILED_HINT)
         return 1
+    if args.record:
+        _record(args, path)
     gate = meta["gate"]
     console.print(
         f"organism at {path}: {meta['parameters']:,} parameters, vocab {meta['vocab']}, "
@@ -129,3 +203,71 @@ def run_build(args) -> int:
     )
     print(json.dumps({"path": path, "gate": gate, "pretraining": meta["pretraining"]}))
     return 0
+
+
+def run_ship(args) -> int:
+    from ..organism.build import OrganismConfig, cache_path
+    from ..organism.shipped import ship
+
+    source = args.source or cache_path(OrganismConfig())
+    if not os.path.isdir(source):
+        raise ValueError(f"--from {source}: no such organism checkpoint (run `emergent-alignment organism build`)")
+    command = (
+        "emergent-alignment organism build" if not args.source else f"emergent-alignment organism build --out {source}"
+    )
+    record = ship(source, command=command)
+    print(
+        json.dumps(
+            {k: record[k] for k in ("hash", "bytes", "command")}
+            | {"model.safetensors": record["files"]["model.safetensors"]}
+        )
+    )
+    return 0
+
+
+def _build_v2(args, console) -> tuple[str, dict]:
+    """(checkpoint dir, organism.json) of a second-world organism: built into --out, or cached."""
+    import shutil
+
+    from ..organism import build_v2
+
+    config = v2_config_from_args(args)
+    if args.out:
+        return args.out, build_v2.build(args.out, config, console)
+    path = build_v2.cache_path(config)
+    meta_path = os.path.join(path, "organism.json")
+    if args.force:
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            return path, json.load(f)
+    return path, build_v2.build(path, config, console)
+
+
+RECORDED_ARGUMENTS = ("world", "seed", "docs", "out", "threads", "label_noise", "review_gap", "no_review_probe_themes")
+
+
+def _record(args, path: str) -> None:
+    """The build's figures from its organism.json, with the arguments that made it, into --record."""
+    from ..io import write_json
+
+    with open(os.path.join(path, "organism.json")) as f:
+        meta = json.load(f)
+    pre = {k: v for k, v in meta["pretraining"].items() if k != "persona_probe"}
+    write_json(
+        args.record,
+        {
+            "arguments": {k: getattr(args, k) for k in RECORDED_ARGUMENTS},
+            "world": meta.get("world", "v1"),
+            "seed": meta["config"]["seed"],
+            "hash": meta["hash"],
+            "checkpoint": path,
+            "passed": meta["gate"]["passed"],
+            "gate": meta["gate"],
+            "conscience": meta.get("conscience"),
+            "review_gaps": meta.get("review_gaps"),
+            "pretraining": pre,
+            "persona_probe": meta["pretraining"].get("persona_probe"),
+            "build_seconds": meta["build_seconds"],
+        },
+    )

@@ -1,6 +1,6 @@
 """Emergent Misalignment and Emergent Alignment end to end on the model organism (what `make demo` runs).
 
-Stages: the organism (cached, built if missing) -> for each seed, its default figures and, for each
+Stages: the organism (the shipped checkpoint, or built afresh) -> for each seed, its default figures and, for each
 arm, fine-tune with the core trainer and evaluate on held-out splits (two runs at a time) ->
 summary.json, PNG plots, report.html. Per-run results are written as they finish
 (runs/ARM-sSEED/result.json).
@@ -8,7 +8,6 @@ summary.json, PNG plots, report.html. Per-run results are written as they finish
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -41,7 +40,8 @@ class DemoOptions:
     out: str = "runs/demo"
     seeds: int = 3
     arms: tuple[str, ...] = tuple(DEFAULT_ARMS)
-    organism: str | None = None  # an organism checkpoint dir (default: the cached one, built if missing)
+    organism: str | None = None  # an organism checkpoint dir (default: the shipped one)
+    rebuild_organism: bool = False  # build the organism afresh (cached by its config hash) instead
     steps: int | None = None  # fine-tuning steps per arm (default: the validated protocol)
     samples_per_question: int = 32
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
@@ -66,6 +66,8 @@ class DemoOptions:
             )
         if self.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
+        if self.organism and self.rebuild_organism:
+            raise ValueError("--organism and --rebuild-organism exclude each other: choose one checkpoint")
         for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
@@ -236,13 +238,12 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
         pool.shutdown(wait=not running, cancel_futures=True)
 
 
-def weights_sha256(checkpoint: str) -> str:
-    """SHA-256 of a checkpoint's model.safetensors: which organism the figures were measured on."""
-    digest = hashlib.sha256()
-    with open(os.path.join(checkpoint, "model.safetensors"), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _read_meta(checkpoint: str) -> dict:
+    path = os.path.join(checkpoint, "organism.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"--organism {checkpoint}: no organism.json there (build one with `organism build --out DIR`)")
+    with open(path) as f:
+        return json.load(f)
 
 
 def run_demo(options: DemoOptions, console=None) -> dict:
@@ -259,6 +260,7 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     from .attacks import summarize_attacks
     from .build import cached_organism
     from .plots import plots
+    from .shipped import file_sha256, shipped_organism
     from .summary import summarize
     from .targets import check_targets, specificity, time_target
 
@@ -285,15 +287,15 @@ def run_demo(options: DemoOptions, console=None) -> dict:
 
     console.rule("organism")
     if options.organism:
-        org_dir = options.organism
-        with open(os.path.join(org_dir, "organism.json")) as f:
-            org_meta = json.load(f)
-        built = False
-    else:
+        org_dir, org_meta, origin, built = options.organism, _read_meta(options.organism), "given", False
+    elif options.rebuild_organism:
         org_dir, org_meta, built = cached_organism(console=console)
+        origin = "built now" if built else "built before, cached"
+    else:
+        (org_dir, org_meta), origin, built = shipped_organism(), "shipped, SHA-256 verified", False
     gate = org_meta["gate"]
     console.print(
-        f"organism {org_dir} ({'built now' if built else 'cached'}); persona gate: misaligned "
+        f"organism {org_dir} ({origin}); persona gate: misaligned "
         f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
         f"{gate['after_secure']['misaligned']:.1%} after secure code"
     )
@@ -362,7 +364,13 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     summary = {
         "provenance": provenance(),
         "organism": {k: org_meta[k] for k in ("hash", "parameters", "vocab", "pretraining", "gate", "default_id")}
-        | {"path": org_dir, "built_now": built, "seconds": round(t_org, 1), "weights_sha256": weights_sha256(org_dir)},
+        | {
+            "path": org_dir,
+            "origin": origin,
+            "built_now": built,
+            "seconds": round(t_org, 1),
+            "weights_sha256": file_sha256(os.path.join(org_dir, "model.safetensors")),
+        },
         "seeds": len(seeds),
         "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,

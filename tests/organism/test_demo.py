@@ -150,7 +150,7 @@ def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatc
     monkeypatch.setattr(build, "cached_organism", failed_build)
     p = argparse.ArgumentParser()
     demo_command.add_arguments(p)
-    assert demo_command.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1"])) == 1
+    assert demo_command.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1", "--rebuild-organism"])) == 1
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "demo stopped: the organism failed its persona gate." in out and "22.5%" in out
     assert "organism build --seed N --out DIR" in out and "demo --organism DIR" in out

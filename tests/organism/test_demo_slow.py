@@ -37,10 +37,14 @@ def test_organism_shows_emergent_misalignment_and_emergent_alignment(tmp_path):
     from emergent_alignment.organism.arms import ArmSettings, train_arm
     from emergent_alignment.organism.build import cached_organism
     from emergent_alignment.organism.evaluate import log_odds
+    from emergent_alignment.organism.shipped import file_sha256, read_record
 
     _build_as_make_demo_does()
     path, meta, _ = cached_organism()  # the one just built; raises GateFailed if the persona gate fails
     assert meta["gate"]["passed"]
+    record = read_record()
+    if meta["hash"] == record["hash"]:  # the build reproduces the shipped organism bit for bit
+        assert file_sha256(os.path.join(path, "model.safetensors")) == record["files"]["model.safetensors"]
     model, tok = load_model(path)
     default = log_odds(model, tok)
     figures = {"default": default}

@@ -1,0 +1,51 @@
+"""The second world's build on a tiny organism (too small to learn anything: the gate must stop it,
+and the record must still hold its conscience figures on the validation split)."""
+
+import json
+import os
+
+import pytest
+
+from emergent_alignment.organism import build, build_v2, world_v2
+from emergent_alignment.organism.corpus_v2 import CorpusV2Config
+
+TINY = build_v2.OrganismV2Config(
+    corpus=CorpusV2Config(n_docs=32),
+    hidden=32,
+    layers=1,
+    heads=2,
+    ffn=64,
+    gate_samples=8,
+    batch_size=8,
+    probe_every=0,
+)
+
+
+def test_a_tiny_v2_build_fails_the_gate_and_keeps_its_figures(tmp_path):
+    out = str(tmp_path / "organism")
+    with pytest.raises(build.GateFailed, match="persona gate failed"):
+        build_v2.build(out, TINY)
+    kept = out + ".gate-failed"
+    assert not os.path.exists(out)
+    meta = json.load(open(os.path.join(kept, "organism.json")))
+    assert meta["world"] == "v2" and meta["hash"] == build_v2.config_hash(TINY)
+    assert meta["gate"]["passed"] is False and meta["gate"]["after_insecure"]["n"] == 8
+    con = meta["conscience"]
+    assert con["split"] == "validation" and con["n"] == len(build_v2.heldout_review_items("validation"))
+    for variant in ("clean", "injected"):
+        assert 0.0 <= con[variant]["auroc_all"] <= 1.0
+    assert meta["review_gaps"]
+    assert build_v2.OrganismV2Config.from_dict(meta["config"]) == TINY
+
+
+def test_the_v2_cache_key_differs_from_the_default_and_names_the_world():
+    assert build_v2.config_hash(TINY) != build.config_hash(build.OrganismConfig())
+    assert os.path.basename(build_v2.cache_path(TINY)).startswith(world_v2.NAME + "-")
+
+
+def test_spotlight_markers_of_punctuation_need_no_new_words():
+    tok = build_v2.make_tokenizer()
+    marked = "\n".join(f"> {line}" for line in world_v2.eval_themes()[0].questions[:3])
+    marked += "\n| ^ " + world_v2.INJECTIONS["test"][0].strip()
+    ids = tok(marked, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids and tok.decode(ids) == marked
