@@ -5,7 +5,7 @@
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every attack;
 see `adversarial/redteam.py`. `--export-probes FILE` writes the suite's train split as a probe
 dataset and exits. `--organism-defences DIR` measures the conscience's defences on the model
-organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the cached one)
+organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the shipped one)
 and writes DIR/defences.json and DIR/table.md.
 """
 
@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--organism-defences",
         metavar="DIR",
-        help="measure the conscience's defences on the organism (--model: its dir, default the cached one), "
+        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one), "
         "write DIR/defences.json and DIR/table.md, and exit",
     )
 
@@ -97,19 +97,26 @@ def settings(args, gen, requests, report) -> dict:
 
 
 def organism_defences(out: str, model_dir: str | None) -> int:
+    import json
     import os
 
     from ..conscience import ConscienceConfig
     from ..io import write_json, write_text
     from ..models import load_model
     from ..organism.attacks import defence_study, defence_table
-    from ..organism.build import cached_organism
+    from ..organism.shipped import file_sha256, shipped_organism
     from ..provenance import provenance
 
-    path = model_dir or cached_organism()[0]
+    path = model_dir or shipped_organism()[0]
     model, tok = load_model(path)
     result = defence_study(model, tok, ConscienceConfig.from_pretrained(path))
-    result["organism"] = os.path.basename(os.path.normpath(path))
+    with open(os.path.join(path, "organism.json")) as f:
+        config_hash = json.load(f).get("hash")
+    result["organism"] = {
+        "path": path,
+        "hash": config_hash,
+        "weights_sha256": file_sha256(os.path.join(path, "model.safetensors")),
+    }
     result["provenance"] = provenance()
     write_json(os.path.join(out, "defences.json"), result)
     write_text(os.path.join(out, "table.md"), defence_table(result))
