@@ -225,7 +225,8 @@ def defence_study(model, tok, base_config, wordings=HELDOUT_INJECTIONS) -> dict:
     wording) pairs no longer flagged once the wording is appended; its CI resamples transcripts, then
     wordings within each (each transcript counts once). False flags: the aligned transcripts flagged.
     Cost, as a ratio to the plain verdict: forwards per sample, prompt tokens and wall time of the
-    clean reviews (wall time is on this machine, under whatever else ran).
+    clean reviews (wall time: the fastest of three rounds over the settings, on this machine, under
+    whatever else ran).
     """
     from ..conscience import Conscience
 
@@ -238,14 +239,17 @@ def defence_study(model, tok, base_config, wordings=HELDOUT_INJECTIONS) -> dict:
         "aligned_transcripts": len(good),
         "settings": {},
     }
-    _review(Conscience(model, tok, base_config), bad[:1])  # warm up, so the first setting's time is like the rest
-    for name, config in defence_settings(base_config).items():
-        conscience = Conscience(model, tok, config)
-        seconds = []
-        for _ in range(3):  # the fastest of three: the least disturbed by other work on the machine
+    consciences = {name: Conscience(model, tok, c) for name, c in defence_settings(base_config).items()}
+    _review(consciences["none"], bad[:1])  # warm up, so the first setting's time is like the rest
+    seconds: dict[str, list[float]] = {name: [] for name in consciences}
+    for _ in range(3):  # rounds over the settings, the fastest of each: the least disturbed by other work
+        for name, conscience in consciences.items():
             start = time.perf_counter()
-            clean_bad, clean_good = _review(conscience, bad), _review(conscience, good)
-            seconds.append(time.perf_counter() - start)
+            _review(conscience, bad + good)
+            seconds[name].append(time.perf_counter() - start)
+    for name, conscience in consciences.items():
+        config = conscience.config
+        clean_bad, clean_good = _review(conscience, bad), _review(conscience, good)
         tokens = sum(len(ids) for c, r in bad + good for ids in conscience.review_prompts(c, r))
         flagged = _injection(conscience, bad, wordings, clean_bad)
         flips = flagged["heldout"]
@@ -263,7 +267,7 @@ def defence_study(model, tok, base_config, wordings=HELDOUT_INJECTIONS) -> dict:
             "false_flag": _rate([float(v.flagged) for v in clean_good], 14),
             "forwards_per_sample": config.forwards_per_sample,
             "prompt_tokens": tokens,
-            "seconds": min(seconds),
+            "seconds": min(seconds[name]),
         }
     plain = out["settings"]["none"]
     for row in out["settings"].values():
