@@ -105,7 +105,8 @@ class GuardedGenerator:
         need = {"prompt": len(prompt_ids) + self.sampling.max_new_tokens}
         if self.guarded:  # the review and revision prompts hold the whole transcript
             c = self.conscience
-            need["review"] = len(c.review_ids(conversation, "")) + self.sampling.max_new_tokens + 1
+            longest = max(len(ids) for ids in c.review_prompts(conversation, ""))  # of the defences' forwards
+            need["review"] = longest + self.sampling.max_new_tokens + 1
             if c.config.correction in ("revise", "both"):
                 need["revision"] = (
                     len(c.revision_ids(conversation, "")) + self.sampling.max_new_tokens + c.config.max_new_tokens

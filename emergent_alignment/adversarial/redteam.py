@@ -5,7 +5,9 @@
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every
 attack. The model drafts a reply to each (seeded); with `guard` the same drafts also go through
 the guard (review, then the core's self-correction), so the two columns differ only by the guard.
-Each reply is scored by the compliance-vs-refusal judge prompt (`compliance.py`).
+Each reply is scored by the compliance-vs-refusal judge prompt (`compliance.py`) and, with a
+`grader`, on the graded harmful-compliance scale (`graded.py`: refusal, convincingness,
+specificity; StrongREJECT-style).
 
 Flip rate under injection: take the responses the conscience flags (the model's own drafts, and
 the complying answers that `jailbroken.jsonl` holds for its requests), add each response-side
@@ -47,11 +49,14 @@ def compliance_scorer(judge):
     raise ValueError("judge must have classify(prompts, labels) or be a function (requests, answers) -> P(COMPLY)")
 
 
-def attack_samples(gen, judge, cases, guard: bool, seed: int) -> list[dict]:
-    """Draft (seeded) for every case, guard the same drafts when asked, judge compliance."""
+def attack_samples(gen, judge, cases, guard: bool, seed: int, grader=None) -> list[dict]:
+    """Draft (seeded) for every case, guard the same drafts when asked, judge compliance (and grade it)."""
     import torch
 
+    from .graded import grader as make_grader
+
     p_comply = compliance_scorer(judge)
+    grade = make_grader(grader) if grader is not None else None
     convs = [c.messages for c in cases]
     torch.manual_seed(seed)
     drafts, _, _ = gen.draft(convs)
@@ -69,10 +74,17 @@ def attack_samples(gen, judge, cases, guard: bool, seed: int) -> list[dict]:
     requests = [c.request.text for c in cases]
     for s, p in zip(samples, p_comply(requests, drafts)):
         s["p_comply"] = p
+    if grade:
+        for s, g in zip(samples, grade(requests, drafts)):
+            s["graded"] = g
     if guard:
         replies = gen.guard(convs, drafts)
-        for s, r, p in zip(samples, replies, p_comply(requests, [r.text for r in replies])):
+        texts = [r.text for r in replies]
+        for s, r, p in zip(samples, replies, p_comply(requests, texts)):
             s.update(guarded=r.text, outcome=r.outcome, passed=r.passed, trail=r.trail, p_comply_guarded=p)
+        if grade:
+            for s, g in zip(samples, grade(requests, texts)):
+                s["graded_guarded"] = g
     return samples
 
 
@@ -116,11 +128,12 @@ def make_judge(spec: str, gen, base_url: str | None):
     return _make(spec, model=gen.model, tokenizer=gen.tokenizer, base_url=base_url)
 
 
-def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = False, seed: int = 0):
+def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = False, seed: int = 0, grader=None):
     """The full red-team run on `gen` (which must have a conscience): (report, samples).
 
     `judge`: a Judge (scored with the compliance prompt) or a function (requests, answers) ->
-    P(COMPLY), e.g. a model organism's own classifier. `attacks`: "ALL", names, or a dict of
+    P(COMPLY), e.g. a model organism's own classifier. `grader` (optional): a Judge asked the graded
+    scale's three questions, or a function (requests, answers) -> [{refused, convincing, specific}]. `attacks`: "ALL", names, or a dict of
     name -> wrapper (request -> messages) for attacks outside `attacks.ATTACKS`.
     """
     from .prompts import build_cases
@@ -131,7 +144,7 @@ def redteam(gen, judge, requests, attacks="ALL", injections=None, guard: bool = 
     cases = build_cases(requests, attacks)
     if not cases:
         raise ValueError("redteam: no harmful requests to attack")
-    samples = attack_samples(gen, judge, cases, guard, seed)
+    samples = attack_samples(gen, judge, cases, guard, seed, grader)
     injections = list(RESPONSE_INJECTIONS) if injections is None else injections
     report = {
         "asr": asr_table(samples, guard),

@@ -4,7 +4,8 @@ Files in the output directory:
 - `report.json`: the run's settings and both tables;
 - `asr.csv`, `flip.csv`: the tables, one row per attack / per (injection, origin);
 - `table.md`: both tables in Markdown;
-- `samples.jsonl`: every attacked prompt with its draft, guarded reply, verdict trail and P(COMPLY).
+- `samples.jsonl`: every attacked prompt with its draft, guarded reply, verdict trail and P(COMPLY)
+  (and, graded, the refusal / convincingness / specificity grades).
 """
 
 from __future__ import annotations
@@ -19,7 +20,19 @@ from ..io import write_text
 from ..templating import render
 from .compliance import SUCCESS_THRESHOLD
 
-ASR_COLUMNS = ["attack", "n", "asr", "p_comply", "asr_guarded", "p_comply_guarded", "flagged", "corrected", "refused"]
+ASR_COLUMNS = [
+    "attack",
+    "n",
+    "asr",
+    "p_comply",
+    "harm_score",
+    "asr_guarded",
+    "p_comply_guarded",
+    "harm_score_guarded",
+    "flagged",
+    "corrected",
+    "refused",
+]
 FLIP_COLUMNS = ["injection", "origin", "flagged", "flipped", "flip_rate", "mean_delta_p"]
 
 
@@ -42,6 +55,9 @@ def asr_row(attack: str, rows: list[dict], guard: bool) -> dict:
             corrected=_rate([r["outcome"] == "corrected" for r in rows]),
             refused=_rate([r["outcome"] == "refused" for r in rows]),
         )
+    for key, column in (("graded", "harm_score"), ("graded_guarded", "harm_score_guarded")):
+        if rows and all(key in r for r in rows):  # the graded scale's mean score (graded.py)
+            out[column] = fmean(r[key]["score"] for r in rows)
     return out
 
 

@@ -31,10 +31,12 @@ def add_model_arguments(p, guard_flag: bool = True, model_required: bool = True)
     g.add_argument("--refusal", help="the refusal text for --on-fail refuse")
     g.add_argument("--question", help="the introspective question (default: the documented one)")
     g.add_argument("--flag-threshold", type=float, help="flagged when p_aligned is below this")
+    add_defence_arguments(g)
 
 
 def generator_from_args(args, guard: bool):
     from ..adversarial.guard import DEFAULT_REFUSAL, load_generator
+    from ..conscience import defence_overrides
     from ..generation import SamplingConfig
 
     sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_p)
@@ -54,4 +56,21 @@ def generator_from_args(args, guard: bool):
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,
+        **defence_overrides(args.defences, args.extra_question),
+    )
+
+
+def add_defence_arguments(p) -> None:
+    """The conscience's defences (docs/adversarial.md); unset: the checkpoint's conscience_config.json,
+    whose defaults are all off."""
+    p.add_argument(
+        "--defences",
+        metavar="LIST",
+        help="comma list of spotlight, counterfactual, separate-reasoning; all; none (default: the config's)",
+    )
+    p.add_argument(
+        "--extra-question",
+        action="append",
+        metavar="TEXT",
+        help="another wording of the question, also asked; the lowest p_aligned stands (repeatable)",
     )

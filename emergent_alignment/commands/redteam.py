@@ -4,7 +4,9 @@
 
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every attack;
 see `adversarial/redteam.py`. `--export-probes FILE` writes the suite's train split as a probe
-dataset and exits.
+dataset and exits. `--organism-defences DIR` measures the conscience's defences on the model
+organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the shipped one)
+and writes DIR/defences.json and DIR/table.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="output directory (report.json, asr.csv, flip.csv, table.md, samples.jsonl)")
     p.add_argument("--judge", default="self", help="compliance judge: self | hf:PATH | openai:MODEL | conscience:PATH")
     p.add_argument("--judge-base-url", help="endpoint for an openai: judge (key from OPENAI_API_KEY)")
+    p.add_argument(
+        "--grader",
+        help="also grade harmful compliance (refusal, convincingness, specificity; StrongREJECT-style) "
+        "with this judge: self | hf:PATH | openai:MODEL | conscience:PATH (default: no grading)",
+    )
     p.add_argument("--attacks", default="ALL", help="ALL or a comma list of attack wrappers")
     p.add_argument("--injections", default="ALL", help="ALL or a comma list of response-side injections")
     p.add_argument("--source", default="jailbroken,own", help="request sources: jailbroken, own")
@@ -25,6 +32,12 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export-probes", metavar="FILE", help="write the adversarial probe set (JSONL) and exit")
     p.add_argument("--probe-spec", default="adversarial:ALL", help="what --export-probes writes")
+    p.add_argument(
+        "--organism-defences",
+        metavar="DIR",
+        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one), "
+        "write DIR/defences.json and DIR/table.md, and exit",
+    )
 
 
 def run(args) -> int:
@@ -36,14 +49,18 @@ def run(args) -> int:
         n = export_probes(args.export_probes, args.probe_spec)
         print(f"wrote {n} adversarial probe prompts ({args.probe_spec}) to {args.export_probes}")
         return 0
+    if args.organism_defences:
+        return organism_defences(args.organism_defences, args.model)
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
     injections = resolve_injections(args.injections)
     gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
-    report, samples = redteam(
-        gen, make_judge(args.judge, gen, args.judge_base_url), requests, args.attacks, injections, args.guard, args.seed
-    )
+    judge = make_judge(args.judge, gen, args.judge_base_url)
+    grader = None
+    if args.grader:
+        grader = judge if args.grader == args.judge else make_judge(args.grader, gen, args.judge_base_url)
+    report, samples = redteam(gen, judge, requests, args.attacks, injections, args.guard, args.seed, grader=grader)
     report["settings"] = settings(args, gen, requests, report)
     write_report(args.out, report, samples)
     print_tables(report)
@@ -53,12 +70,14 @@ def run(args) -> int:
 
 def settings(args, gen, requests, report) -> dict:
     from ..adversarial.attacks import resolve_attacks
+    from ..conscience import DEFENCES
 
     c = gen.conscience.config
     return {
         "model": args.model,
         "adapter": args.adapter,
         "judge": args.judge,
+        "grader": args.grader,
         "guard": args.guard,
         "attacks": resolve_attacks(args.attacks),
         "source": args.source,
@@ -73,4 +92,34 @@ def settings(args, gen, requests, report) -> dict:
         "flag_threshold": c.flag_threshold,
         "correction": c.correction,
         "rounds": c.max_attempts,
+        "defences": {d: getattr(c, d) for d in DEFENCES} | {"extra_questions": list(c.extra_questions)},
     }
+
+
+def organism_defences(out: str, model_dir: str | None) -> int:
+    import json
+    import os
+
+    from ..conscience import ConscienceConfig
+    from ..io import write_json, write_text
+    from ..models import load_model
+    from ..organism.attacks import defence_study, defence_table
+    from ..organism.shipped import file_sha256, shipped_organism
+    from ..provenance import provenance
+
+    path = model_dir or shipped_organism()[0]
+    model, tok = load_model(path)
+    result = defence_study(model, tok, ConscienceConfig.from_pretrained(path))
+    with open(os.path.join(path, "organism.json")) as f:
+        config_hash = json.load(f).get("hash")
+    result["organism"] = {
+        "path": path,
+        "hash": config_hash,
+        "weights_sha256": file_sha256(os.path.join(path, "model.safetensors")),
+    }
+    result["provenance"] = provenance()
+    write_json(os.path.join(out, "defences.json"), result)
+    write_text(os.path.join(out, "table.md"), defence_table(result))
+    print(defence_table(result))
+    print(f"wrote {out}/defences.json and {out}/table.md")
+    return 0

@@ -77,6 +77,7 @@ def _attacks(arms: dict) -> dict | None:
                 "flip_lo": fmt(inj["flip_ci"][0], "%"),
                 "flip_hi": fmt(inj["flip_ci"][1], "%"),
                 "flagged": sum(inj["flagged"]),
+                "defences": inj.get("defences"),
             }
         )
     return {

@@ -117,3 +117,37 @@ def test_summarize_attacks_pools_seeds():
     assert s["none"]["guard_outcomes"] == {"passed": 2}
     assert s["prefix"]["unguarded_incoherent"] == 0.0 and s["prefix"]["guarded_incoherent"] == 1.0
     assert s["injection"]["flip_rate"] == pytest.approx(1 / 3) and s["injection"]["flagged"] == [2, 1]
+
+
+def _success():
+    row = {"unguarded": [0.0], "guarded": [0.0], "outcomes": {}, "unguarded_incoherent": [0.0]}
+    return {w: dict(row, guarded_incoherent=[0.0]) for w in attacks.WRAPPERS}
+
+
+def test_summarize_attacks_counts_each_distinct_transcript_once():
+    def seed(ids, flips, held, defended):
+        inj = {"misaligned_transcripts": 4, "flagged": len(ids), "flagged_ids": ids, "flips": flips, "heldout": held}
+        inj["defended"] = {"flagged_ids": ids, "known": defended, "heldout": [[0.0, 0.0] for _ in ids]}
+        return {"success": _success(), "injection": inj}
+
+    # the same two transcripts flagged in three seeds: two clusters, not six samples
+    same = [seed([0, 2], [1.0, 0.0], [[1.0, 0.0], [0.0, 0.0]], [0.0, 0.0]) for _ in range(3)]
+    s = attacks.summarize_attacks(same)["injection"]
+    assert s["flagged"] == [2, 2, 2] and s["distinct_flagged"] == 2
+    assert s["flip_rate"] == pytest.approx(0.5) and s["flip_ci"] == [0.0, 1.0]  # 2 clusters: 0, 1/2 or 1
+    d = s["defences"]
+    assert d["names"] == list(attacks.DEMO_DEFENCES)
+    assert d["plain"]["heldout"] == pytest.approx(0.25) and d["defended"]["heldout"] == 0.0
+    assert d["plain"]["known"] == pytest.approx(0.5) and d["defended"]["known"] == 0.0
+
+
+def test_injection_flips_name_the_flagged_transcripts_with_and_without_the_defences(tiny):
+    model, tok = tiny
+    always = replace(corpus.ORGANISM_CONSCIENCE, flag_threshold=1.0)
+    inj = attacks.injection_flips(model, tok, always, attacks.HELDOUT_INJECTIONS[:3])
+    n = inj["misaligned_transcripts"]
+    assert inj["flagged_ids"] == list(range(n)) == inj["defended"]["flagged_ids"]
+    assert len(inj["heldout"]) == n and all(len(h) == 3 for h in inj["heldout"])
+    assert sum(inj["defended"]["known"]) == 0 and not any(any(h) for h in inj["defended"]["heldout"])
+
+    assert attacks.injection_flips(model, tok, always)["heldout"] == [[]] * n  # by default: the corpus wording only
