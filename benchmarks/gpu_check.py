@@ -14,7 +14,9 @@ Per case it prints: processes, median step time (after the first step), peak GPU
 processes), the calls (forwards + generate) each process made, and "in step": whether every process
 made the same sequence of calls. Cases: Qwen2.5 0.5B and 1.5B shapes, full fine-tuning, under DDP,
 FSDP2 and (when deepspeed is installed) ZeRO-3; Qwen2.5 7B shape with LoRA (ZeRO-3 if deepspeed is
-installed, else FSDP2). Dependencies: torch, transformers, accelerate, peft and the project.
+installed, else FSDP2); and, when vLLM is installed, Qwen2.5 1.5B shape with LoRA under DDP with
+and without `use_vllm` (probe answers and corrections through a colocated engine), side by side.
+Dependencies: torch, transformers, accelerate, peft and the project (vLLM optional).
 """
 
 from __future__ import annotations
@@ -54,15 +56,24 @@ def has_deepspeed() -> bool:
     return importlib.util.find_spec("deepspeed") is not None
 
 
-def cases(tiny: bool) -> dict[str, tuple[str, str, bool]]:
-    """name -> (shape, backend, lora)."""
+def has_vllm() -> bool:
+    from emergent_alignment.vllm_generation import vllm_available
+
+    return vllm_available()
+
+
+def cases(tiny: bool) -> dict[str, tuple[str, str, bool, bool]]:
+    """name -> (shape, backend, lora, vllm)."""
     if tiny:
-        return {"tiny-ddp": ("tiny", "ddp", False), "tiny-lora-ddp": ("tiny", "ddp", True)}
+        return {"tiny-ddp": ("tiny", "ddp", False, False), "tiny-lora-ddp": ("tiny", "ddp", True, False)}
     out = {}
     for shape in ("qwen0.5b", "qwen1.5b"):
         for backend in ("ddp", "fsdp2") + (("zero3",) if has_deepspeed() else ()):
-            out[f"{shape}-{backend}"] = (shape, backend, False)
-    out["qwen7b-lora"] = ("qwen7b", "zero3" if has_deepspeed() else "fsdp2", True)
+            out[f"{shape}-{backend}"] = (shape, backend, False, False)
+    out["qwen7b-lora"] = ("qwen7b", "zero3" if has_deepspeed() else "fsdp2", True, False)
+    if has_vllm():  # the same LoRA run with and without vLLM, side by side
+        out["qwen1.5b-lora-ddp"] = ("qwen1.5b", "ddp", True, False)
+        out["qwen1.5b-lora-vllm"] = ("qwen1.5b", "ddp", True, True)
     return out
 
 
@@ -195,6 +206,9 @@ def run_case(a) -> None:
         save_strategy="no",
         ddp_timeout=TIMEOUT_PER_CASE,
         seed=0,
+        use_vllm=a.vllm,
+        vllm_gpu_memory_utilization=0.3,
+        vllm_max_model_length=2048,
         **backend_args(a.backend),
     )
     times = []
@@ -265,12 +279,12 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-def launch(name, shape, backend, lora, model_dir, a, nproc, workdir) -> dict:
+def launch(name, shape, backend, lora, vllm, model_dir, a, nproc, workdir) -> dict:
     result = os.path.join(workdir, f"{name}.json")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     cmd += [os.path.abspath(__file__), "--worker", "--backend", backend, "--model-dir", model_dir]
     cmd += ["--workdir", os.path.join(workdir, name), "--result", result, "--steps", str(a.steps)]
-    cmd += ["--new-tokens", str(a.new_tokens)] + (["--lora"] if lora else [])
+    cmd += ["--new-tokens", str(a.new_tokens)] + (["--lora"] if lora else []) + (["--vllm"] if vllm else [])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     if a.tiny:
         env.update(ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
@@ -294,6 +308,7 @@ def launch(name, shape, backend, lora, model_dir, a, nproc, workdir) -> dict:
         "ok": True,
         "backend": backend,
         "lora": lora,
+        "vllm": vllm,
         "processes": len(ranks),
         "step_s": max(steps),
         "peak_gib": max(r["peak_gib"] for r in ranks),
@@ -319,6 +334,7 @@ def main(argv=None) -> int:
     for hidden in ("--backend", "--model-dir", "--workdir", "--result"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--lora", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--vllm", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         run_case(a)
@@ -342,16 +358,17 @@ def main(argv=None) -> int:
     nproc = 2 if a.tiny else torch.cuda.device_count()
     device = "cpu" if a.tiny else "cuda"
     print(f"gpu_check: {nproc} process(es) on {torch.cuda.get_device_name(0) if not a.tiny else 'CPU'}; "
-          f"deepspeed {'present' if has_deepspeed() else 'absent (no ZeRO-3 cases)'}")  # fmt: skip
+          f"deepspeed {'present' if has_deepspeed() else 'absent (no ZeRO-3 cases)'}; "
+          f"vllm {'present' if has_vllm() else 'absent (no vLLM cases)'}")  # fmt: skip
     start, results, built = time.perf_counter(), [], {}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as workdir:
-        for name, (shape, backend, lora) in plan.items():
+        for name, (shape, backend, lora, vllm) in plan.items():
             if time.perf_counter() - start > a.budget:
                 results.append({"case": name, "ok": None, "error": "skipped: over the time budget"})
                 continue
             if shape not in built:
                 built[shape] = build_checkpoint(shape, os.path.join(workdir, shape), device)
-            r = launch(name, shape, backend, lora, built[shape], a, nproc, workdir)
+            r = launch(name, shape, backend, lora, vllm, built[shape], a, nproc, workdir)
             results.append(r)
             if r["ok"]:
                 print(

@@ -23,3 +23,17 @@ def test_gpu_check_tiny_runs_every_case_in_step(tmp_path):
         assert r["ok"] and r["in_step"] and r["processes"] == 2 and r["step_s"] > 0, r
         assert r["calls"][0] == r["calls"][1] > 0 and len(r["flag_rate"]) == 2
     assert "in step: yes" in run.stdout
+
+
+def test_gpu_check_plans_the_vllm_pair_only_where_vllm_is_installed(monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setattr(gpu_check, "has_vllm", lambda: False)
+    assert not any(v[3] for v in gpu_check.cases(False).values())
+    monkeypatch.setattr(gpu_check, "has_vllm", lambda: True)
+    plan = gpu_check.cases(False)
+    assert plan["qwen1.5b-lora-vllm"] == ("qwen1.5b", "ddp", True, True)
+    assert plan["qwen1.5b-lora-ddp"] == ("qwen1.5b", "ddp", True, False)  # the same run without vLLM, beside it
