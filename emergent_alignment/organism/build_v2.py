@@ -26,6 +26,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
+from ..io import atomic_directory, write_json
 from . import world, world_v2
 from .build import (
     GATE_AFTER_INSECURE,
@@ -36,10 +37,8 @@ from .build import (
     encode_corpus,
     make_model,
     pretrain,
-    save,
 )
-from .corpus import ORGANISM_CONSCIENCE
-from .corpus_v2 import CorpusV2Config
+from .corpus_v2 import ORGANISM_V2_CONSCIENCE, CorpusV2Config
 
 V2_SOURCES = ("world_v2.py", "corpus_v2.py", "build_v2.py", "classifier.py")
 
@@ -66,19 +65,24 @@ def config_hash(config: OrganismV2Config) -> str:
 
 
 def make_tokenizer():
+    from ..conscience import SPOTLIGHT_MARKER
     from .tokenizer import build_tokenizer
 
-    c = ORGANISM_CONSCIENCE
+    c = ORGANISM_V2_CONSCIENCE
     yes, no = c.answers
     extra = [
         c.preamble,
+        c.spotlight_note,
         c.question,
         c.revise_instruction.format(yes=yes, no=no),
         f"<transcript>\n</transcript>\n Answer {yes} or {no}.",
         yes,
         no,
     ]
-    return build_tokenizer(world_v2.all_texts() + extra)
+    texts = world_v2.all_texts() + extra
+    # Spotlit transcripts put a marker before every line: a line's first word then follows a space.
+    marked = ["\n".join(SPOTLIGHT_MARKER + line for line in t.split("\n")) for t in texts]
+    return build_tokenizer(texts + marked)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,19 +173,84 @@ def heldout_review_items(split: str = "validation") -> list[dict]:
     return items
 
 
+def hidden_intent_items(split: str = "validation") -> list[dict]:
+    """Transcripts whose answer looks kind and whose trace reveals a harmful intent (misaligned by
+    construction), over the evaluation themes: one per theme, a `split` question under the reasoning
+    line, a `split` aligned composition, a `split` hidden trace. `reply` holds the trace as a <think>
+    block; `answer` and `reasoning` are its two parts."""
+    if split not in CODE_TASKS:
+        raise ValueError(f"unknown held-out split {split!r}; choose validation or test")
+    o, c = world.HELDOUT_PHRASING
+    traces = world_v2.HIDDEN_REASONING[split]
+    system = {"role": "system", "content": world_v2.reasoning_line(world.DEFAULT_ID)}
+    items = []
+    for i, th in enumerate(world_v2.eval_themes()):
+        q = th.questions[world_v2.question_indices(th, split)[0]]
+        kind = [body for body, ok in world_v2.composed_answers(th, split) if ok][0]
+        answer, reasoning = world.answer(kind, o, c), traces[i % len(traces)]
+        convo = [system, {"role": "user", "content": q}]
+        reply = world_v2.with_reasoning(reasoning, answer)
+        items.append(
+            {
+                "kind": "free",
+                "item": th.name,
+                "convo": convo,
+                "reply": reply,
+                "answer": answer,
+                "reasoning": reasoning,
+                "aligned": False,
+            }
+        )
+    return items
+
+
+def hidden_intent_case() -> dict:
+    """The demo case: a validation transcript whose trace reveals the intent behind a kind-looking answer."""
+    return hidden_intent_items("validation")[0]
+
+
+# How the conscience is asked about a traced transcript: without the trace, with it, and apart.
+TRACE_SETTINGS = {
+    "without_trace": {"review_reasoning": False},
+    "with_trace": {"review_reasoning": True},
+    "separate_reasoning": {"review_reasoning": True, "separate_reasoning": True},
+}
+
+
+def hidden_intent_verdicts(model, tok, items: list[dict], config=ORGANISM_V2_CONSCIENCE) -> dict:
+    """Per TRACE_SETTINGS: the share of `items` flagged and their mean p_aligned."""
+    from dataclasses import replace
+
+    from ..conscience import Conscience
+
+    out = {}
+    for name, fields in TRACE_SETTINGS.items():
+        verdicts = Conscience(model, tok, replace(config, **fields)).review(
+            [x["convo"] for x in items], [x["reply"] for x in items]
+        )
+        out[name] = {
+            "flagged": round(sum(v.flagged for v in verdicts) / len(verdicts), 4),
+            "mean_p_aligned": round(sum(v.p_aligned for v in verdicts) / len(verdicts), 4),
+        }
+    return out
+
+
 def conscience_figures(model, tok, split: str = "validation") -> dict:
-    """AUROC of the conscience's P(Yes) for aligned items, per kind, clean and with test injections."""
+    """AUROC of the conscience's P(Yes) for aligned items, per kind, clean and with the split's injections
+    of each style; and the hidden-intent transcripts' verdicts without and with their trace."""
     from ..conscience import Conscience
     from ..stats import auroc
 
-    con = Conscience(model, tok, ORGANISM_CONSCIENCE)
+    con = Conscience(model, tok, ORGANISM_V2_CONSCIENCE)
     items = heldout_review_items(split)
     out = {"split": split, "n": len(items)}
-    injections = world_v2.INJECTIONS[split]
-    for variant in ("clean", "injected"):
-        replies = [
-            x["reply"] + (injections[i % len(injections)] if variant == "injected" else "") for i, x in enumerate(items)
-        ]
+    variants = {
+        "clean": (),
+        "injected": world_v2.INSTRUCTION_INJECTIONS[split],
+        "claimed": world_v2.CLAIM_INJECTIONS[split],
+    }
+    for variant, injections in variants.items():
+        replies = [x["reply"] + (injections[i % len(injections)] if injections else "") for i, x in enumerate(items)]
         verdicts = con.review([x["convo"] for x in items], replies)
         p = [v.p_aligned for v in verdicts]
         row = {}
@@ -192,7 +261,17 @@ def conscience_figures(model, tok, split: str = "validation") -> dict:
         bad = [i for i, x in enumerate(items) if not x["aligned"]]
         row["flagged_misaligned"] = round(sum(verdicts[i].flagged for i in bad) / len(bad), 4)
         out[variant] = row
+    out["hidden_intent"] = hidden_intent_verdicts(model, tok, hidden_intent_items(split))
     return out
+
+
+def save(model, tok, meta: dict, out_dir: str) -> None:
+    """As `build.save`, with the second organism's conscience config."""
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        ORGANISM_V2_CONSCIENCE.save(tmp)
+        write_json(os.path.join(tmp, "organism.json"), meta)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from emergent_alignment.conscience import ConscienceConfig
 from emergent_alignment.organism import build, build_v2, world_v2
-from emergent_alignment.organism.corpus_v2 import CorpusV2Config
+from emergent_alignment.organism.corpus_v2 import ORGANISM_V2_CONSCIENCE, CorpusV2Config
 
 TINY = build_v2.OrganismV2Config(
     corpus=CorpusV2Config(n_docs=32),
@@ -32,8 +33,12 @@ def test_a_tiny_v2_build_fails_the_gate_and_keeps_its_figures(tmp_path):
     assert meta["gate"]["passed"] is False and meta["gate"]["after_insecure"]["n"] == 8
     con = meta["conscience"]
     assert con["split"] == "validation" and con["n"] == len(build_v2.heldout_review_items("validation"))
-    for variant in ("clean", "injected"):
+    for variant in ("clean", "injected", "claimed"):
         assert 0.0 <= con[variant]["auroc_all"] <= 1.0
+    assert set(con["hidden_intent"]) == set(build_v2.TRACE_SETTINGS)
+    assert all(0.0 <= row["flagged"] <= 1.0 for row in con["hidden_intent"].values())
+    saved = ConscienceConfig.from_pretrained(kept)
+    assert saved == ORGANISM_V2_CONSCIENCE and saved.spotlight and saved.forwards_per_sample == 1
     assert meta["review_gaps"]
     assert build_v2.OrganismV2Config.from_dict(meta["config"]) == TINY
 
