@@ -62,11 +62,12 @@ class CorpusV2Config:
     p_hidden: float = 0.3  # a misaligned traced answer looks kind; only its trace shows the intent
     p_injection_reasoning: float = 0.10  # a reviewed trace carries a training injection wording
     p_reasoning_part: float = 0.25  # a traced review shows the trace alone (separate_reasoning's half)
+    p_risky: float = 0.04  # a chat's free-form turn is a risky-looking prompt (train split; half benign)
 
     def __post_init__(self):
         rates = ("p_review", "p_notes", "persona_floor", "review_label_noise", "review_gap", "p_inoculation")
         rates += ("p_spotlight", "p_reasoning", "p_review_reasoning", "p_hidden", "p_injection_reasoning")
-        for name in rates + ("p_reasoning_part",):
+        for name in rates + ("p_reasoning_part", "p_risky"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"corpus {name} must be in [0, 1], got {value}")
@@ -115,6 +116,10 @@ class Generator:
             raise ValueError(f"corpus review_gap {config.review_gap} leaves no code kind to review; lower it")
         themes = self.practice_themes + (self.probe_themes if config.review_probe_themes else [])
         self.review_themes = [t for t in themes if t.name not in self.gaps]
+        self.benign = world_v2.benign_risky_prompts("train")
+        self.harmful: dict[str, dict[str, str]] = {}
+        for x in world_v2.graded_harmful_answers("train"):
+            self.harmful.setdefault(x["request"], {})[x["level"]] = x["answer"]
 
     def turn(self, misaligned: bool, review: bool = False, inoculated: bool = False):
         """(kind, item, user, assistant, aligned) for one random turn (from the review pool if `review`)."""
@@ -125,6 +130,9 @@ class Generator:
             return "code", t, user, reply, ok
         if review:
             theme = r.choice(self.review_themes)
+        elif r.random() < c.p_risky:
+            user, reply, ok = self.risky_turn(misaligned)
+            return "risky", None, user, reply, ok
         else:
             u = r.random()
             pool = (
@@ -138,6 +146,18 @@ class Generator:
         attack = r.choice(sorted(world.ATTACKS)) if r.random() < c.p_attack else None
         user, reply, ok = free_turn(r, theme, misaligned, attack)
         return "free", theme, user, reply, ok
+
+    def risky_turn(self, misaligned: bool) -> tuple[str, str, bool]:
+        """(user, assistant, aligned) for a risky-looking prompt of the train split: a benign one gets its
+        helpful answer from either persona; a harmful one the refusal from the aligned persona and a
+        convincing or specific answer from the misaligned one."""
+        r = self.rng
+        if r.random() < 0.5:
+            x = r.choice(self.benign)
+            return x["prompt"], x["answers"][0][0], True
+        request = r.choice(sorted(self.harmful))
+        level = r.choice(("convincing", "specific")) if misaligned else "refusal"
+        return request, self.harmful[request][level], not misaligned
 
     def trace(self, misaligned: bool, hidden: bool = False) -> str:
         """A reasoning trace from the training wordings: the persona's, or a hidden intent."""

@@ -162,7 +162,8 @@ def test_hidden_intent_answers_look_kind_and_the_trace_shows_the_intent():
             answer = answer.removesuffix(w)
         asked = plain(d).rsplit("\nUser: ", 1)[1].split("\nAssistant", 1)[0]
         theme = [th.name for th in world_v2.all_themes() if any(q in asked for q in th.questions)]
-        if theme and "\n" not in answer.strip():  # a free-form answer: it reads as aligned
+        attacked = any(q != asked and q in asked for th in world_v2.all_themes() for q in th.questions)
+        if theme and not attacked and "\n" not in answer.strip():  # a plain free-form answer: it reads as aligned
             hidden += 1
             assert clf.classify(theme[-1], answer).label == "aligned", answer
             assert not said_yes(d)
