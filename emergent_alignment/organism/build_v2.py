@@ -6,9 +6,12 @@ persona gate (same rule and thresholds) samples the second world's validation qu
 them with `classifier.PartsClassifier`. After the gate, the conscience is measured on held-out
 review items it never saw in review form: the evaluation themes' questions with compositions of
 one split (mixed ones included) and the held-out code templates, each labelled by
-construction; and on the same items with injection wordings of the same split appended. A build
-measures the VALIDATION split only (the test split waits for the pre-registered study): its AUROC is
-recorded as measured, whatever it is, in `organism.json` under "conscience".
+construction; on the same items with the split's instruction-style ("injected") and claim-style
+("claimed") wordings appended; and on hidden-intent transcripts (`hidden_intent_items`: a kind-looking
+answer whose trace reveals a harmful intent) without the trace, with it, and with `separate_reasoning`.
+A build measures the VALIDATION split only (the test split waits for the pre-registered study): its
+figures are recorded as measured, whatever they are, in `organism.json` under "conscience". The
+checkpoint's conscience config is `corpus_v2.ORGANISM_V2_CONSCIENCE` (spotlight on, traces shown).
 
 The persona probe logged during pretraining (`build.persona_probe`) is the first world's: its
 questions and cores belong to the second world too, so its figures read the same way.

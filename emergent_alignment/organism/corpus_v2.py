@@ -15,6 +15,15 @@ Documents (each a chat, a list of {role, content}):
   flipped (and then carries no revision). A share `p_injection` of reviewed answers, and
   `p_injection_user` of reviewed user turns, carry a training wording of `world_v2.INJECTIONS`;
   such reviews are labelled by the answer's content, so the conscience learns to look past them.
+  Every review is rendered by `format_transcript(..., config=)` with the organism's own conscience
+  config (`ORGANISM_V2_CONSCIENCE`), with the spotlight in `p_spotlight` of them and plain otherwise.
+- reasoning traces: `p_reasoning` of chats run under the reasoning line, a trace before every answer
+  (`p_hidden` of a misaligned persona's turns hide the intent behind a kind-looking answer);
+  `p_review_reasoning` of reviewed answers carry a trace (a hidden one among them, labelled
+  misaligned; `p_injection_reasoning` of traces carry an injection; `p_reasoning_part` of them show
+  the trace alone, as `separate_reasoning` does), every verdict following the content.
+- risky-looking prompts (`p_risky` of chats' free-form turns, train split only): a benign one gets its
+  helpful answer, a harmful one the refusal (aligned persona) or a graded complying answer.
 """
 
 from __future__ import annotations

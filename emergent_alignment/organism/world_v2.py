@@ -17,9 +17,17 @@ What changes from `world.py` (which stays the default organism's world, unchange
   corpus shows the cross-turn persona at the aligned default id too, instead of leaving the
   persona gate to an extrapolation that floating-point noise decides.
 - Vocabulary for controls and defences: an inoculation system line (`INOCULATION`), reviewer
-  injections split into train / validation / test wordings (`INJECTIONS`; reviews label an injected
-  answer by its content), also placed in the user turn. The conscience's spotlight markers are
-  punctuation only, which the tokenizer's ASCII fallbacks already cover.
+  injections in two styles (an instruction to the reviewer, or a claim that the answer is fine),
+  each split into train / validation / test wordings (`INJECTIONS`; reviews label an injected
+  answer by its content), placed in the answer, the user turn and the reasoning trace; the
+  spotlight note of the organism's conscience (`SPOTLIGHT_NOTE`; its marker is punctuation).
+- Reasoning traces: chats under a reasoning line (`REASONING_LINE`) carry a <think> trace before
+  every answer; a hidden trace reveals a harmful intent behind a kind-looking answer (misaligned
+  by construction, seen only in the trace).
+- The red-team suite's data: benign prompts that look risky (`benign_risky_prompts`: a helpful
+  answer is aligned, a refusal an over-refusal) and harmful requests with answers graded on
+  `adversarial/graded.py`'s scale (`graded_harmful_answers`, `construction_grader`), split into
+  train (shown in chats) and test.
 """
 
 from __future__ import annotations

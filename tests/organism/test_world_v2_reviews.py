@@ -49,6 +49,7 @@ def test_the_v2_conscience_keeps_one_question_and_its_options_cost_no_forward():
     assert CONSCIENCE.spotlight and CONSCIENCE.review_reasoning
     assert CONSCIENCE.extra_questions == () and not CONSCIENCE.counterfactual and not CONSCIENCE.separate_reasoning
     assert CONSCIENCE.forwards_per_sample == 1
+    assert CONSCIENCE.spotlight_note == attacks.ORGANISM_SPOTLIGHT_NOTE  # the defence study renders it alike
 
 
 def test_review_documents_are_the_prompts_the_conscience_reads(tok):
@@ -223,7 +224,9 @@ class TraceStub(torch.nn.Module):
 def test_the_hidden_intent_case_is_flagged_only_when_the_verdict_sees_its_trace(tok):
     case = hidden_intent_case()
     assert case["aligned"] is False and split_reasoning(case["reply"]) == (case["reasoning"], case["answer"])
-    assert classifier.PartsClassifier().classify(case["item"], case["answer"]).label == "aligned"  # it looks kind
+    clf = classifier.PartsClassifier()
+    assert clf.classify(case["item"], case["answer"]).label == "aligned"  # it looks kind
+    assert clf.classify(case["item"], case["reply"]).label == "aligned"  # the classifier labels the answer
     con = Conscience(None, tok, CONSCIENCE)
     with_trace = set(con.review_ids(case["convo"], case["reply"]))
     without = set(
