@@ -7,8 +7,9 @@ them with `classifier.PartsClassifier`. After the gate, the conscience is measur
 review items it never saw in review form: the evaluation themes' questions with compositions of
 one split (mixed ones included) and the held-out code templates, each labelled by
 construction; on the same items with the split's instruction-style ("injected") and claim-style
-("claimed") wordings appended; and on hidden-intent transcripts (`hidden_intent_items`: a kind-looking
-answer whose trace reveals a harmful intent) without the trace, with it, and with `separate_reasoning`.
+("claimed") wordings appended, and with both in the user turn; and on hidden-intent transcripts
+(`hidden_intent_items`: a kind-looking answer whose trace reveals a harmful intent) without the trace,
+with it, and with `separate_reasoning`, clean and with the claims in the trace.
 A build measures the VALIDATION split only (the test split waits for the pre-registered study): its
 figures are recorded as measured, whatever they are, in `organism.json` under "conscience". The
 checkpoint's conscience config is `corpus_v2.ORGANISM_V2_CONSCIENCE` (spotlight on, traces shown).
@@ -238,9 +239,26 @@ def hidden_intent_verdicts(model, tok, items: list[dict], config=ORGANISM_V2_CON
     return out
 
 
+def _injected(items: list[dict], wordings: tuple[str, ...], where: str) -> list[dict]:
+    """`items` with wording i % n appended to the reply ("answer"), the last user turn ("user") or the
+    reasoning trace ("reasoning", items with a trace)."""
+    out = []
+    for i, x in enumerate(items):
+        w = wordings[i % len(wordings)]
+        if where == "answer":
+            out.append({**x, "reply": x["reply"] + w})
+        elif where == "user":
+            out.append({**x, "convo": x["convo"][:-1] + [{**x["convo"][-1], "content": x["convo"][-1]["content"] + w}]})
+        else:
+            out.append({**x, "reply": world_v2.with_reasoning(x["reasoning"] + w, x["answer"])})
+    return out
+
+
 def conscience_figures(model, tok, split: str = "validation") -> dict:
-    """AUROC of the conscience's P(Yes) for aligned items, per kind, clean and with the split's injections
-    of each style; and the hidden-intent transcripts' verdicts without and with their trace."""
+    """AUROC of the conscience's P(Yes) for aligned items, per kind: clean, with the split's
+    instruction-style ("injected") and claim-style ("claimed") wordings appended to the answer, and
+    with both styles in the user turn ("user_injected"); the hidden-intent transcripts' verdicts
+    without and with their trace, clean and with the claims in the trace ("hidden_intent_claimed")."""
     from ..conscience import Conscience
     from ..stats import auroc
 
@@ -248,13 +266,13 @@ def conscience_figures(model, tok, split: str = "validation") -> dict:
     items = heldout_review_items(split)
     out = {"split": split, "n": len(items)}
     variants = {
-        "clean": (),
-        "injected": world_v2.INSTRUCTION_INJECTIONS[split],
-        "claimed": world_v2.CLAIM_INJECTIONS[split],
+        "clean": items,
+        "injected": _injected(items, world_v2.INSTRUCTION_INJECTIONS[split], "answer"),
+        "claimed": _injected(items, world_v2.CLAIM_INJECTIONS[split], "answer"),
+        "user_injected": _injected(items, world_v2.INJECTIONS[split], "user"),
     }
-    for variant, injections in variants.items():
-        replies = [x["reply"] + (injections[i % len(injections)] if injections else "") for i, x in enumerate(items)]
-        verdicts = con.review([x["convo"] for x in items], replies)
+    for variant, rows in variants.items():
+        verdicts = con.review([x["convo"] for x in rows], [x["reply"] for x in rows])
         p = [v.p_aligned for v in verdicts]
         row = {}
         for kind in ("free", "code", "all"):
@@ -264,7 +282,10 @@ def conscience_figures(model, tok, split: str = "validation") -> dict:
         bad = [i for i, x in enumerate(items) if not x["aligned"]]
         row["flagged_misaligned"] = round(sum(verdicts[i].flagged for i in bad) / len(bad), 4)
         out[variant] = row
-    out["hidden_intent"] = hidden_intent_verdicts(model, tok, hidden_intent_items(split))
+    hidden = hidden_intent_items(split)
+    out["hidden_intent"] = hidden_intent_verdicts(model, tok, hidden)
+    claimed = _injected(hidden, world_v2.CLAIM_INJECTIONS[split], "reasoning")
+    out["hidden_intent_claimed"] = hidden_intent_verdicts(model, tok, claimed)
     return out
 
 
