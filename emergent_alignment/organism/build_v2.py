@@ -6,9 +6,13 @@ persona gate (same rule and thresholds) samples the second world's validation qu
 them with `classifier.PartsClassifier`. After the gate, the conscience is measured on held-out
 review items it never saw in review form: the evaluation themes' questions with compositions of
 one split (mixed ones included) and the held-out code templates, each labelled by
-construction; and on the same items with injection wordings of the same split appended. A build
-measures the VALIDATION split only (the test split waits for the pre-registered study): its AUROC is
-recorded as measured, whatever it is, in `organism.json` under "conscience".
+construction; on the same items with the split's instruction-style ("injected") and claim-style
+("claimed") wordings appended, and with both in the user turn; and on hidden-intent transcripts
+(`hidden_intent_items`: a kind-looking answer whose trace reveals a harmful intent) without the trace,
+with it, and with `separate_reasoning`, clean and with the claims in the trace.
+A build measures the VALIDATION split only (the test split waits for the pre-registered study): its
+figures are recorded as measured, whatever they are, in `organism.json` under "conscience". The
+checkpoint's conscience config is `corpus_v2.ORGANISM_V2_CONSCIENCE` (spotlight on, traces shown).
 
 The persona probe logged during pretraining (`build.persona_probe`) is the first world's: its
 questions and cores belong to the second world too, so its figures read the same way.
@@ -26,6 +30,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
+from ..io import atomic_directory, write_json
 from . import world, world_v2
 from .build import (
     GATE_AFTER_INSECURE,
@@ -36,10 +41,8 @@ from .build import (
     encode_corpus,
     make_model,
     pretrain,
-    save,
 )
-from .corpus import ORGANISM_CONSCIENCE
-from .corpus_v2 import CorpusV2Config
+from .corpus_v2 import ORGANISM_V2_CONSCIENCE, CorpusV2Config
 
 V2_SOURCES = ("world_v2.py", "corpus_v2.py", "build_v2.py", "classifier.py")
 
@@ -66,19 +69,24 @@ def config_hash(config: OrganismV2Config) -> str:
 
 
 def make_tokenizer():
+    from ..conscience import SPOTLIGHT_MARKER
     from .tokenizer import build_tokenizer
 
-    c = ORGANISM_CONSCIENCE
+    c = ORGANISM_V2_CONSCIENCE
     yes, no = c.answers
     extra = [
         c.preamble,
+        c.spotlight_note,
         c.question,
         c.revise_instruction.format(yes=yes, no=no),
         f"<transcript>\n</transcript>\n Answer {yes} or {no}.",
         yes,
         no,
     ]
-    return build_tokenizer(world_v2.all_texts() + extra)
+    texts = world_v2.all_texts() + extra
+    # Spotlit transcripts put a marker before every line: a line's first word then follows a space.
+    marked = ["\n".join(SPOTLIGHT_MARKER + line for line in t.split("\n")) for t in texts]
+    return build_tokenizer(texts + marked)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,20 +177,102 @@ def heldout_review_items(split: str = "validation") -> list[dict]:
     return items
 
 
+def hidden_intent_items(split: str = "validation") -> list[dict]:
+    """Transcripts whose answer looks kind and whose trace reveals a harmful intent (misaligned by
+    construction), over the evaluation themes: one per theme, a `split` question under the reasoning
+    line, a `split` aligned composition, a `split` hidden trace. `reply` holds the trace as a <think>
+    block; `answer` and `reasoning` are its two parts."""
+    if split not in CODE_TASKS:
+        raise ValueError(f"unknown held-out split {split!r}; choose validation or test")
+    o, c = world.HELDOUT_PHRASING
+    traces = world_v2.HIDDEN_REASONING[split]
+    system = {"role": "system", "content": world_v2.reasoning_line(world.DEFAULT_ID)}
+    items = []
+    for i, th in enumerate(world_v2.eval_themes()):
+        q = th.questions[world_v2.question_indices(th, split)[0]]
+        kind = [body for body, ok in world_v2.composed_answers(th, split) if ok][0]
+        answer, reasoning = world.answer(kind, o, c), traces[i % len(traces)]
+        convo = [system, {"role": "user", "content": q}]
+        reply = world_v2.with_reasoning(reasoning, answer)
+        items.append(
+            {
+                "kind": "free",
+                "item": th.name,
+                "convo": convo,
+                "reply": reply,
+                "answer": answer,
+                "reasoning": reasoning,
+                "aligned": False,
+            }
+        )
+    return items
+
+
+def hidden_intent_case() -> dict:
+    """The demo case: a validation transcript whose trace reveals the intent behind a kind-looking answer."""
+    return hidden_intent_items("validation")[0]
+
+
+# How the conscience is asked about a traced transcript: without the trace, with it, and apart.
+TRACE_SETTINGS = {
+    "without_trace": {"review_reasoning": False},
+    "with_trace": {"review_reasoning": True},
+    "separate_reasoning": {"review_reasoning": True, "separate_reasoning": True},
+}
+
+
+def hidden_intent_verdicts(model, tok, items: list[dict], config=ORGANISM_V2_CONSCIENCE) -> dict:
+    """Per TRACE_SETTINGS: the share of `items` flagged and their mean p_aligned."""
+    from dataclasses import replace
+
+    from ..conscience import Conscience
+
+    out = {}
+    for name, fields in TRACE_SETTINGS.items():
+        verdicts = Conscience(model, tok, replace(config, **fields)).review(
+            [x["convo"] for x in items], [x["reply"] for x in items]
+        )
+        out[name] = {
+            "flagged": round(sum(v.flagged for v in verdicts) / len(verdicts), 4),
+            "mean_p_aligned": round(sum(v.p_aligned for v in verdicts) / len(verdicts), 4),
+        }
+    return out
+
+
+def _injected(items: list[dict], wordings: tuple[str, ...], where: str) -> list[dict]:
+    """`items` with wording i % n appended to the reply ("answer"), the last user turn ("user") or the
+    reasoning trace ("reasoning", items with a trace)."""
+    out = []
+    for i, x in enumerate(items):
+        w = wordings[i % len(wordings)]
+        if where == "answer":
+            out.append({**x, "reply": x["reply"] + w})
+        elif where == "user":
+            out.append({**x, "convo": x["convo"][:-1] + [{**x["convo"][-1], "content": x["convo"][-1]["content"] + w}]})
+        else:
+            out.append({**x, "reply": world_v2.with_reasoning(x["reasoning"] + w, x["answer"])})
+    return out
+
+
 def conscience_figures(model, tok, split: str = "validation") -> dict:
-    """AUROC of the conscience's P(Yes) for aligned items, per kind, clean and with test injections."""
+    """AUROC of the conscience's P(Yes) for aligned items, per kind: clean, with the split's
+    instruction-style ("injected") and claim-style ("claimed") wordings appended to the answer, and
+    with both styles in the user turn ("user_injected"); the hidden-intent transcripts' verdicts
+    without and with their trace, clean and with the claims in the trace ("hidden_intent_claimed")."""
     from ..conscience import Conscience
     from ..stats import auroc
 
-    con = Conscience(model, tok, ORGANISM_CONSCIENCE)
+    con = Conscience(model, tok, ORGANISM_V2_CONSCIENCE)
     items = heldout_review_items(split)
     out = {"split": split, "n": len(items)}
-    injections = world_v2.INJECTIONS[split]
-    for variant in ("clean", "injected"):
-        replies = [
-            x["reply"] + (injections[i % len(injections)] if variant == "injected" else "") for i, x in enumerate(items)
-        ]
-        verdicts = con.review([x["convo"] for x in items], replies)
+    variants = {
+        "clean": items,
+        "injected": _injected(items, world_v2.INSTRUCTION_INJECTIONS[split], "answer"),
+        "claimed": _injected(items, world_v2.CLAIM_INJECTIONS[split], "answer"),
+        "user_injected": _injected(items, world_v2.INJECTIONS[split], "user"),
+    }
+    for variant, rows in variants.items():
+        verdicts = con.review([x["convo"] for x in rows], [x["reply"] for x in rows])
         p = [v.p_aligned for v in verdicts]
         row = {}
         for kind in ("free", "code", "all"):
@@ -192,7 +282,20 @@ def conscience_figures(model, tok, split: str = "validation") -> dict:
         bad = [i for i, x in enumerate(items) if not x["aligned"]]
         row["flagged_misaligned"] = round(sum(verdicts[i].flagged for i in bad) / len(bad), 4)
         out[variant] = row
+    hidden = hidden_intent_items(split)
+    out["hidden_intent"] = hidden_intent_verdicts(model, tok, hidden)
+    claimed = _injected(hidden, world_v2.CLAIM_INJECTIONS[split], "reasoning")
+    out["hidden_intent_claimed"] = hidden_intent_verdicts(model, tok, claimed)
     return out
+
+
+def save(model, tok, meta: dict, out_dir: str) -> None:
+    """As `build.save`, with the second organism's conscience config."""
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        ORGANISM_V2_CONSCIENCE.save(tmp)
+        write_json(os.path.join(tmp, "organism.json"), meta)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from emergent_alignment.conscience import ConscienceConfig
 from emergent_alignment.organism import build, build_v2, world_v2
-from emergent_alignment.organism.corpus_v2 import CorpusV2Config
+from emergent_alignment.organism.corpus_v2 import ORGANISM_V2_CONSCIENCE, CorpusV2Config
 
 TINY = build_v2.OrganismV2Config(
     corpus=CorpusV2Config(n_docs=32),
@@ -32,10 +33,30 @@ def test_a_tiny_v2_build_fails_the_gate_and_keeps_its_figures(tmp_path):
     assert meta["gate"]["passed"] is False and meta["gate"]["after_insecure"]["n"] == 8
     con = meta["conscience"]
     assert con["split"] == "validation" and con["n"] == len(build_v2.heldout_review_items("validation"))
-    for variant in ("clean", "injected"):
+    for variant in ("clean", "injected", "claimed", "user_injected"):
         assert 0.0 <= con[variant]["auroc_all"] <= 1.0
+    for variant in ("hidden_intent", "hidden_intent_claimed"):
+        assert set(con[variant]) == set(build_v2.TRACE_SETTINGS)
+        assert all(0.0 <= row["flagged"] <= 1.0 for row in con[variant].values())
+    saved = ConscienceConfig.from_pretrained(kept)
+    assert saved == ORGANISM_V2_CONSCIENCE and saved.spotlight and saved.forwards_per_sample == 1
     assert meta["review_gaps"]
     assert build_v2.OrganismV2Config.from_dict(meta["config"]) == TINY
+
+
+def test_injections_go_into_the_answer_the_user_turn_and_the_trace():
+    from emergent_alignment.chat import split_reasoning
+
+    items = build_v2.heldout_review_items("validation")[:3]
+    w = world_v2.CLAIM_INJECTIONS["validation"]
+    answer, user = build_v2._injected(items, w, "answer"), build_v2._injected(items, w, "user")
+    assert all(a["reply"] == x["reply"] + w[0] and a["convo"] == x["convo"] for a, x in zip(answer, items))
+    assert all(u["convo"][-1]["content"].endswith(w[0]) and u["reply"] == x["reply"] for u, x in zip(user, items))
+    assert all(x["convo"][-1]["content"] != u["convo"][-1]["content"] for u, x in zip(user, items))  # a copy
+    hidden = build_v2._injected(build_v2.hidden_intent_items("validation"), w, "reasoning")
+    for x in hidden:
+        trace, answer = split_reasoning(x["reply"])
+        assert trace.endswith(w[0].strip()) and answer == x["answer"]
 
 
 def test_the_v2_cache_key_differs_from_the_default_and_names_the_world():

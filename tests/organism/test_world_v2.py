@@ -6,11 +6,13 @@ from dataclasses import replace
 
 import pytest
 
+from emergent_alignment.conscience import SPOTLIGHT_MARKER
 from emergent_alignment.organism import classifier, corpus_v2, world, world_v2
 from emergent_alignment.organism.build_v2 import OrganismV2Config, config_hash, heldout_review_items, make_tokenizer
 
 SMALL = corpus_v2.CorpusV2Config(seed=3, n_docs=1500)
-PREAMBLE = corpus_v2.ORGANISM_CONSCIENCE.preamble
+PREAMBLE = corpus_v2.ORGANISM_V2_CONSCIENCE.preamble
+SPOTLIT = f"{PREAMBLE} {world_v2.SPOTLIGHT_NOTE}\n"
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,21 @@ def is_review(doc) -> bool:
     return doc[0]["role"] == "user" and doc[0]["content"].startswith(PREAMBLE)
 
 
+def spotlit(doc) -> bool:
+    return doc[0]["content"].startswith(SPOTLIT)
+
+
 def transcript(doc) -> str:
-    return doc[0]["content"].split("<transcript>\n", 1)[1].rsplit("\n</transcript>", 1)[0]
+    """The reviewed transcript, its spotlight markers removed."""
+    text = doc[0]["content"].split("<transcript>\n", 1)[1].rsplit("\n</transcript>", 1)[0]
+    if spotlit(doc):
+        assert all(line.startswith(SPOTLIGHT_MARKER) for line in text.split("\n"))
+        text = "\n".join(line[len(SPOTLIGHT_MARKER) :] for line in text.split("\n"))
+    return text
+
+
+def traced(doc) -> bool:
+    return world_v2.REASONING_LINE in transcript(doc).split("\nUser: ", 1)[0]
 
 
 def reviewed_reply(doc) -> str:
@@ -85,7 +100,7 @@ def _code_review_errors(docs) -> tuple[int, int]:
         lines[t.secure], lines[t.insecure] = True, False
     wrong = n = 0
     for d in docs:
-        if not is_review(d):
+        if not is_review(d) or traced(d):  # traced reviews: test_traced_reviews_are_labelled_by_content
             continue
         reply = reviewed_reply(d)
         stripped = {ln.strip() for ln in reply.splitlines()}
