@@ -44,8 +44,63 @@ def test_gradients_reach_the_policy_only():
     assert rc.grad is None and rr.grad is None
 
 
+# fixed log-probs (length-averaged, as the trainer passes them to every type but sigmoid)
+PC, PR = torch.tensor([-1.0, -0.5]), torch.tensor([-2.0, -0.25])
+RC, RR = torch.tensor([-1.5, -0.75]), torch.tensor([-1.5, -1.0])
+
+
+def test_anchor_is_ipo_without_the_target_margin():
+    losses, _, _ = dpo_loss(PC, PR, RC, RR, beta=0.25, loss_type="anchor")
+    # h = (pc - pr) - (rc - rr): 1.0 - 0.0 and -0.25 - 0.25
+    assert losses.tolist() == pytest.approx([1.0, 0.25])
+
+
+def test_anchor_and_ipo_gradients_differ_by_the_label_push_only():
+    beta = 0.25
+    grads = {}
+    for kind in ("anchor", "ipo"):
+        pc, pr = PC.clone().requires_grad_(), PR.clone().requires_grad_()
+        dpo_loss(pc, pr, RC, RR, beta=beta, loss_type=kind)[0].sum().backward()
+        grads[kind] = (pc.grad, pr.grad)
+    tau = 1 / (2 * beta)
+    # d/dh of (h - tau)^2 minus d/dh of h^2 is -2 tau: -2 tau dh, dh = d pc - d pr
+    assert (grads["ipo"][0] - grads["anchor"][0]).tolist() == pytest.approx([-2 * tau] * 2)
+    assert (grads["ipo"][1] - grads["anchor"][1]).tolist() == pytest.approx([2 * tau] * 2)
+
+
+def test_kl_is_the_k3_estimator_on_both_rows_alike():
+    losses, _, _ = dpo_loss(PC, PR, RC, RR, beta=0.25, loss_type="kl")
+
+    def k3(pi, ref):
+        return math.exp(ref - pi) - (ref - pi) - 1
+
+    for i in range(2):
+        want = k3(PC[i].item(), RC[i].item()) + k3(PR[i].item(), RR[i].item())
+        assert losses[i].item() == pytest.approx(want, abs=1e-6)
+    # label-blind: swapping chosen and rejected changes nothing; zero where the policy is the frozen copy
+    swapped, _, _ = dpo_loss(PR, PC, RR, RC, beta=0.25, loss_type="kl")
+    assert swapped.tolist() == pytest.approx(losses.tolist())
+    assert dpo_loss(RC, RR, RC, RR, beta=0.25, loss_type="kl")[0].tolist() == [0.0, 0.0]
+
+
+def test_sft_is_the_chosen_rows_nll_alone():
+    pc, pr = PC.clone().requires_grad_(), PR.clone().requires_grad_()
+    losses, _, _ = dpo_loss(pc, pr, RC, RR, beta=0.25, loss_type="sft")
+    assert losses.tolist() == pytest.approx([1.0, 0.5])
+    losses.sum().backward()
+    assert pc.grad.tolist() == [-1.0, -1.0] and pr.grad is None  # no rejected term
+    # no reference: other reference log-probs give the same loss
+    assert dpo_loss(PC, PR, RC * 3, RR * 3, beta=0.25, loss_type="sft")[0].tolist() == losses.tolist()
+
+
+def test_beta_enters_the_controls_not_at_all():
+    for kind in ("anchor", "kl", "sft"):
+        a, b = (dpo_loss(PC, PR, RC, RR, beta=beta, loss_type=kind)[0] for beta in (0.1, 4.0))
+        assert a.tolist() == b.tolist(), kind
+
+
 def test_unknown_loss_type_is_an_error():
-    with pytest.raises(ValueError, match="sigmoid or ipo"):
+    with pytest.raises(ValueError, match="sigmoid, ipo, anchor, kl, sft"):
         dpo_loss(*[torch.zeros(1)] * 4, beta=0.1, loss_type="hinge")
 
 
