@@ -109,3 +109,26 @@ def test_sequence_logps_masks_and_averages():
     mask = torch.tensor([[0, 1, 1], [1, 0, 0]])
     assert sequence_logps(lp, mask).tolist() == [-5.0, -1.0]
     assert sequence_logps(lp, mask, average=True).tolist() == [-2.5, -1.0]
+
+
+def test_the_trainer_gives_each_control_its_inputs(llama_dir, tmp_path, monkeypatch):
+    """Fixed pairs through the trainer: at the frozen copy (step 1) anchor and kl pull with zero gradient
+    and sft alone moves the policy, without a reference forward; once the policy has moved (step 2),
+    anchor and kl pull too."""
+    from _fixed_pairs import gradients
+
+    from emergent_alignment.trainer import EmergentAlignmentTrainer
+
+    def run(name, loss_type, steps, weight=1.0):
+        return gradients(
+            llama_dir, 4, 1, str(tmp_path / name), weight=weight, alignment_loss_type=loss_type, max_steps=steps
+        )[0]
+
+    def differ(a, b):
+        return max((a[n] - b[n]).abs().max().item() for n in a)
+
+    plain1, plain2 = run("p1", "ipo", 1, weight=0.0), run("p2", "ipo", 2, weight=0.0)
+    assert differ(run("a1", "anchor", 1), plain1) < 1e-7 and differ(run("k1", "kl", 1), plain1) < 1e-7
+    assert differ(run("a2", "anchor", 2), plain2) > 1e-6 and differ(run("k2", "kl", 2), plain2) > 1e-6
+    monkeypatch.setattr(EmergentAlignmentTrainer, "_ref_logps", lambda *a: pytest.fail("sft needs no reference"))
+    assert differ(run("s1", "sft", 1), plain1) > 1e-4
