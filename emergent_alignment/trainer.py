@@ -463,9 +463,8 @@ class EmergentAlignmentTrainer(SFTTrainer):
         with frozen, _eval_mode(model), torch.no_grad(), self.accelerator.autocast():
             out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev), fused_lm_head=True)
         # IPO and the controls use length-averaged log-probs
-        return sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type in AVERAGED)[
-            :n
-        ].cpu()
+        seq = sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type in AVERAGED)
+        return seq[:n].cpu()
 
     # -- the loss ---------------------------------------------------------------------------
 
