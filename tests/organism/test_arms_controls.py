@@ -133,3 +133,19 @@ def test_each_control_trains_on_a_tiny_organism(arm, organism, tmp_path):
         counts = json.loads((tmp_path / "filter.json").read_text())
         assert counts["reviewed"] == 4 and counts["flagged"] == counts["corrected"] + counts["dropped"]
     assert os.path.isdir(tmp_path)
+
+
+def test_the_oracle_arm_pairs_ground_truth_corrections(organism, tmp_path, monkeypatch):
+    """With corrections that are aligned answers (a stand-in for a capable frozen copy), the oracle
+    passes them and they enter the loss; the untrained organism's probe answers are all flagged."""
+    themes = {th.name: th for th in world.themes()}
+    question_theme = controls.theme_of_question()
+
+    def candidates(self, strategies, convos, responses):
+        return [themes[question_theme[c[-1]["content"]]].aligned[0] for _ in strategies for c in convos]
+
+    monkeypatch.setattr(Conscience, "_candidates", candidates)
+    _, _, history = train_arm("insecure_oracle", organism, str(tmp_path), 0, SETTINGS)
+    entries = [json.loads(line) for line in (tmp_path / "conscience_log.jsonl").read_text().splitlines()]
+    assert len(entries) == 2 * SETTINGS.probe_batch_size and all(e["verdict"]["flagged"] for e in entries)
+    assert all(e["in_loss"] for e in entries) and "dpo/loss" in history[0]
