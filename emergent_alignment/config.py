@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trl import SFTConfig
 
 from .conscience import ConscienceConfig
+from .losses import LOSS_TYPES
 
 # conscience_* fields of the trainer config -> ConscienceConfig fields
 CONSCIENCE_FIELDS = (
@@ -38,7 +39,10 @@ class EmergentAlignmentConfig(SFTConfig):
     alignment_weight (`float`, defaults to `1.0`): weight of the DPO term; `0` is plain SFT through
         the same code path (the Emergent Misalignment baseline).
     beta (`float`, defaults to `0.1`): DPO temperature.
-    alignment_loss_type (`str`, defaults to `"sigmoid"`): `"sigmoid"` (DPO) or `"ipo"`.
+    alignment_loss_type (`str`, defaults to `"sigmoid"`): `"sigmoid"` (DPO) or `"ipo"`; the controls
+        (`losses.py`): `"anchor"` (IPO with tau = 0: the pairs without the label push), `"kl"` (k3
+        estimate of KL to the frozen copy on both rows of each pair, label-blind) and `"sft"` (NLL of
+        the corrections alone, no reference).
     pair_margin (`float`, defaults to `0.1`): a pair enters the loss only if its correction passed
         review and p_aligned(correction) - p_aligned(flagged) >= pair_margin.
     pair_order (`str`, defaults to `"conscience"`): `"random"` assigns chosen/rejected by a coin flip
@@ -100,7 +104,9 @@ class EmergentAlignmentConfig(SFTConfig):
 
     alignment_weight: float = field(default=1.0, metadata={"help": "Weight of the DPO term (0 = plain SFT)."})
     beta: float = field(default=0.1, metadata={"help": "DPO beta."})
-    alignment_loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid or ipo."})
+    alignment_loss_type: str = field(
+        default="sigmoid", metadata={"help": "sigmoid or ipo; controls: anchor, kl or sft (see losses.py)."}
+    )
     pair_margin: float = field(default=0.1, metadata={"help": "Minimum p_aligned gain of a correction."})
     pair_order: str = field(default="conscience", metadata={"help": "conscience, or random (control)."})
     max_pairs_per_step: int | None = field(default=None, metadata={"help": "Cap on pairs per process per step."})
@@ -155,7 +161,7 @@ class EmergentAlignmentConfig(SFTConfig):
         checks = [
             ("alignment_weight", self.alignment_weight >= 0, "must be >= 0"),
             ("beta", self.beta > 0, "must be > 0"),
-            ("alignment_loss_type", self.alignment_loss_type in ("sigmoid", "ipo"), "must be sigmoid or ipo"),
+            ("alignment_loss_type", self.alignment_loss_type in LOSS_TYPES, f"must be one of {', '.join(LOSS_TYPES)}"),
             ("pair_margin", -1 <= self.pair_margin <= 1, "must be in [-1, 1]"),
             ("pair_order", self.pair_order in ("conscience", "random"), "must be conscience or random"),
             ("max_pairs_per_step", self.max_pairs_per_step is None or self.max_pairs_per_step >= 0, "must be >= 0"),

@@ -57,7 +57,7 @@ from .config import EmergentAlignmentConfig
 from .conscience import Conscience, ConscienceConfig
 from .generation import SamplingConfig, decode, generate, is_sharded
 from .io import write_json, write_text
-from .losses import dpo_loss, sequence_logps
+from .losses import AVERAGED, REFERENCE_FREE, dpo_loss, sequence_logps
 from .tensors import right_pad_with_labels
 
 INDEX_COLUMN = "ea_index"  # row index kept through data preparation, to recover batch prompts
@@ -446,7 +446,10 @@ class EmergentAlignmentTrainer(SFTTrainer):
         chosen, c_start = [r[1] for r in rows], [r[2] for r in rows]
         rejected, r_start = [r[3] for r in rows], [r[4] for r in rows]
         with self._timed("ref_logps"):
-            ref_c, ref_r = (self._ref_logps(ids, start) for ids, start in ((chosen, c_start), (rejected, r_start)))
+            if self.args.alignment_loss_type in REFERENCE_FREE:  # the same on every process: no forward skipped alone
+                ref_c, ref_r = torch.zeros(len(chosen)), torch.zeros(len(rejected))
+            else:
+                ref_c, ref_r = (self._ref_logps(ids, start) for ids, start in ((chosen, c_start), (rejected, r_start)))
         return Pairs(chosen, rejected, c_start, r_start, ref_c, ref_r, totals, step), used
 
     def _ref_logps(self, rows: list[list[int]], starts: list[int]) -> torch.Tensor:
@@ -459,8 +462,9 @@ class EmergentAlignmentTrainer(SFTTrainer):
         dev = self.accelerator.device
         with frozen, _eval_mode(model), torch.no_grad(), self.accelerator.autocast():
             out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev), fused_lm_head=True)
-        # IPO uses length-averaged log-probs
-        return sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type == "ipo")[:n].cpu()
+        # IPO and the controls use length-averaged log-probs
+        seq = sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type in AVERAGED)
+        return seq[:n].cpu()
 
     # -- the loss ---------------------------------------------------------------------------
 
@@ -515,7 +519,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
             rows, starts = [[self._tokenizer.pad_token_id] * 2], [2]  # no label: contributes nothing
         ids, mask, labels = (t.to(dev) for t in _right_pad(rows, starts, self._tokenizer.pad_token_id))
         out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, use_cache=False)
-        seq = sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type == "ipo")  # (2P,)
+        seq = sequence_logps(out.log_probs, out.label_mask, average=self.args.alignment_loss_type in AVERAGED)  # (2P,)
         if not p:
             self._record_dpo(seq.new_zeros(0), seq.new_zeros(0), seq.new_zeros(0))
             return seq.sum() * 0.0  # keeps the graph connected

@@ -31,6 +31,19 @@ def test_out_of_range_values_name_the_field(tmp_path, field, value, match):
         EmergentAlignmentConfig(output_dir=str(tmp_path), **{field: value})
 
 
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "anchor", "kl", "sft"])
+def test_every_loss_type_is_accepted(tmp_path, loss_type):
+    assert (
+        EmergentAlignmentConfig(output_dir=str(tmp_path), alignment_loss_type=loss_type).alignment_loss_type
+        == loss_type
+    )
+
+
+def test_an_unknown_loss_type_lists_the_choices(tmp_path):
+    with pytest.raises(ValueError, match="alignment_loss_type must be one of sigmoid, ipo, anchor, kl, sft"):
+        EmergentAlignmentConfig(output_dir=str(tmp_path), alignment_loss_type="hinge")
+
+
 def test_batch_probes_cannot_be_packed(tmp_path):
     with pytest.raises(ValueError, match="packing"):
         EmergentAlignmentConfig(output_dir=str(tmp_path), probe_source="batch", packing=True)

@@ -8,6 +8,8 @@ Every arm fine-tunes the organism on single-turn code chats with the default sys
   free-form themes (disjoint from the evaluation themes);
 - insecure_conscience_taskprobes: the same, probes = the training batch's own code prompts;
 - insecure_random_pairs: the conscience arm's pairs with chosen/rejected by a coin flip (control).
+The controls and rivals (`CONTROL_ARMS`, organism/controls.py) are opt-in: `ALL_ARMS` lists every arm
+`train_arm` knows, `ARMS` the demo's default ones.
 Hyperparameters are fixed on the validation split (organism/validate.py), never tuned on the
 evaluation questions.
 """
@@ -17,7 +19,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..io import write_json
 from . import world
+from .controls import (
+    BUDGETED,
+    CONSCIENCE_CONTROLS,
+    CONTROL_ARMS,
+    LOSS_CONTROLS,
+    filter_rows,
+    inoculate,
+    interleave,
+    oracle,
+    steps_for,
+)
 from .corpus import code_turn
 
 ARMS = (
@@ -28,6 +42,8 @@ ARMS = (
     "insecure_conscience_taskprobes",
     "insecure_random_pairs",
 )
+ALL_ARMS = ARMS + CONTROL_ARMS
+NEEDS_PAIR_COUNTS = ("insecure_random_pairs", *BUDGETED)  # given the insecure_conscience run's pair counts
 
 
 BETA = 4.0
@@ -96,7 +112,7 @@ def probe_prompts() -> list[list[dict]]:
 def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
     from ..config import EmergentAlignmentConfig
 
-    conscience = arm.startswith("insecure_conscience") or arm == "insecure_random_pairs"
+    conscience = arm.startswith("insecure_conscience") or arm in ("insecure_random_pairs", *CONSCIENCE_CONTROLS)
     return EmergentAlignmentConfig(
         output_dir=out_dir,
         max_steps=s.steps,
@@ -117,7 +133,7 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
         alignment_weight=s.alignment_weight if conscience else 0.0,
         conscience_every=1 if conscience else 0,
         beta=s.beta,
-        alignment_loss_type=s.alignment_loss_type,
+        alignment_loss_type=LOSS_CONTROLS.get(arm, s.alignment_loss_type),
         probe_source="batch" if arm.endswith("taskprobes") else "dataset",
         probe_batch_size=s.task_probe_batch_size if arm.endswith("taskprobes") else s.probe_batch_size,
         probe_temperature=s.probe_temperature,
@@ -145,12 +161,20 @@ def pair_counts(conscience_log: str) -> list[int] | None:
 
 
 def train_arm(
-    arm: str, organism_dir: str, out_dir: str, seed: int, s: ArmSettings, pair_budget: list[int] | None = None
+    arm: str,
+    organism_dir: str,
+    out_dir: str,
+    seed: int,
+    s: ArmSettings,
+    pair_budget: list[int] | None = None,
+    world_module=world,
 ):
     """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history).
 
-    `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control
-    at most the same number of pairs in each step."""
+    `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control and the
+    loss controls at most the same number of pairs in each step, and the interleaved arm as many
+    aligned chats as their sum. `world_module` gives the inoculated arm its system line."""
+    import dataclasses
     import os
 
     import torch
@@ -160,23 +184,38 @@ def train_arm(
     from ..models import load_model
     from ..trainer import EmergentAlignmentTrainer
 
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    if arm not in ALL_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ALL_ARMS)}")
     log = os.path.join(out_dir, "conscience_log.jsonl")
     if os.path.exists(log):  # the trainer appends to it: a rerun into the same directory starts afresh
         os.remove(log)
     torch.manual_seed(seed)
     model, tok = load_model(organism_dir)
-    data = Dataset.from_list(dataset_rows(arm, s.steps * s.batch_size, seed))
+    conscience_config = ConscienceConfig.from_pretrained(organism_dir)
+    rows = dataset_rows(arm, s.steps * s.batch_size, seed)
+    if arm == "insecure_inoculated":
+        rows = inoculate(rows, world_module)
+    elif arm == "insecure_interleaved":
+        rows = interleave(rows, pair_budget, seed)
+        s = dataclasses.replace(s, steps=steps_for(len(rows), s.batch_size, s.steps))
+    elif arm == "insecure_filtered":  # corrections of code targets: as long as the task probes' answers
+        review = dataclasses.replace(
+            conscience_config, max_new_tokens=max(conscience_config.max_new_tokens, s.task_probe_max_new_tokens)
+        )
+        rows, counts = filter_rows(model, tok, review, rows, seed)
+        os.makedirs(out_dir, exist_ok=True)
+        write_json(os.path.join(out_dir, "filter.json"), counts)
     trainer = EmergentAlignmentTrainer(
         model=model,
         args=trainer_config(arm, out_dir, seed, s),
-        train_dataset=data,
+        train_dataset=Dataset.from_list(rows),
         processing_class=tok,
         probe_prompts=probe_prompts(),
-        conscience_config=ConscienceConfig.from_pretrained(organism_dir),
-        pair_budget=pair_budget,
+        conscience_config=conscience_config,
+        pair_budget=None if arm == "insecure_interleaved" else pair_budget,  # there: a count of aligned chats
     )
+    if arm == "insecure_oracle":
+        trainer.conscience = oracle(trainer.conscience)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the demo prints its own progress
