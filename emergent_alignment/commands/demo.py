@@ -7,7 +7,7 @@ Writes summary.json, PNG plots and report.html to --out; see `organism/demo.py` 
 
 from __future__ import annotations
 
-from ..organism.arms import ARMS
+from ..organism.arms import ALL_ARMS
 from ..organism.demo import ATTACK_ARMS, CONDITIONAL_SAMPLES, DEFAULT_ARMS, DEFAULT_JOBS
 
 
@@ -15,7 +15,10 @@ def add_arguments(p):
     p.add_argument("--out", default="runs/demo", help="output directory (summary.json, plots, report.html)")
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per arm (1 for a quick look)")
     p.add_argument(
-        "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated arms (default: all of {', '.join(ARMS)})"
+        "--arms",
+        default=",".join(DEFAULT_ARMS),
+        help=f"comma-separated arms (default: {', '.join(DEFAULT_ARMS)}; the controls and rivals: "
+        f"{', '.join(a for a in ALL_ARMS if a not in DEFAULT_ARMS)})",
     )
     p.add_argument("--organism", help="an organism checkpoint dir (default: the shipped one, SHA-256 verified)")
     p.add_argument(

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 from ..io import write_json
 from ..provenance import provenance
-from .arms import ARMS
+from . import world
+from .arms import ALL_ARMS, ARMS, NEEDS_PAIR_COUNTS
 from .attacks import WRAPPERS
 
 DEFAULT_ARMS = ARMS
@@ -25,11 +26,16 @@ CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn (1
 
 
 def _check_arms(arms: list[str]) -> list[str]:
-    bad = [a for a in arms if a not in ARMS]
+    bad = [a for a in arms if a not in ALL_ARMS]
     if bad or not arms:
-        raise ValueError(f"--arms: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
-    if "insecure_random_pairs" in arms and "insecure_conscience" not in arms:
-        raise ValueError("--arms: insecure_random_pairs needs insecure_conscience (it gets that run's pair counts)")
+        raise ValueError(f"--arms: unknown arm(s) {bad}; choose from {', '.join(ALL_ARMS)}")
+    if "insecure_inoculated" in arms:
+        from .controls import inoculated_line
+
+        inoculated_line(world, world.DEFAULT_ID)  # the demo's (first) world has none: say so now, not after an hour
+    budgeted = [a for a in arms if a in NEEDS_PAIR_COUNTS]
+    if budgeted and "insecure_conscience" not in arms:
+        raise ValueError(f"--arms: {', '.join(budgeted)} need(s) insecure_conscience (they get that run's pair counts)")
     return arms
 
 
@@ -59,10 +65,10 @@ class DemoOptions:
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
         _check_arms(list(self.arms))
-        if any(a != "default" and a not in ARMS for a in self.attack_arms):
+        if any(a != "default" and a not in ALL_ARMS for a in self.attack_arms):
             raise ValueError(
                 f"--attack-arms: unknown arm(s) in {','.join(self.attack_arms)!r}; "
-                f"choose default or from {', '.join(ARMS)}"
+                f"choose default or from {', '.join(ALL_ARMS)}"
             )
         if self.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
@@ -164,26 +170,27 @@ def _worker_init(threads: int) -> None:
 
 # the order runs start in: the conscience runs first (each seed's random-pairs run waits for its
 # conscience run), then the other long runs, then the plain arms, and the organism itself last
-START_ORDER = {"insecure_conscience": 0, "insecure_random_pairs": 1, "insecure_conscience_taskprobes": 2, "default": 4}
+START_ORDER = {"insecure_conscience": 0, "insecure_conscience_taskprobes": 2, "default": 4}
+START_ORDER |= {arm: 1 for arm in NEEDS_PAIR_COUNTS}
 
 
 def _conscience_runs(runs: list[Run]) -> dict[int, Run]:
-    """The conscience run of each seed that has a random-pairs run (which reads its pair counts)."""
+    """The conscience run of each seed that has a pair-matched control (which reads its pair counts)."""
     conscience = {r.seed: r for r in runs if r.arm == "insecure_conscience"}
-    missing = sorted({r.seed for r in runs if r.arm == "insecure_random_pairs"} - set(conscience))
+    missing = sorted({r.seed for r in runs if r.arm in NEEDS_PAIR_COUNTS} - set(conscience))
     if missing:
         raise ValueError(
-            f"insecure_random_pairs needs the insecure_conscience run of seed(s) {missing} "
+            f"the pair-matched controls need the insecure_conscience run of seed(s) {missing} "
             "(it gets that run's pair counts, step by step)"
         )
     return conscience
 
 
 def _pair_budget(run: Run, conscience: dict[int, Run]) -> list[int] | None:
-    """The random-pairs control gets, step by step, as many pairs as the conscience run of its seed."""
+    """A pair-matched control gets, step by step, as many pairs as the conscience run of its seed."""
     from .arms import pair_counts
 
-    if run.arm != "insecure_random_pairs":
+    if run.arm not in NEEDS_PAIR_COUNTS:
         return None
     return pair_counts(os.path.join(conscience[run.seed].out_dir, "conscience_log.jsonl"))
 
@@ -191,7 +198,7 @@ def _pair_budget(run: Run, conscience: dict[int, Run]) -> list[int] | None:
 def run_all(runs: list[Run], settings, spec: MeasureSpec, jobs: int, threads: int, fit=fit_and_measure):
     """Yield (run, result) as runs finish: `jobs` at a time in worker processes, or one by one here.
 
-    A random-pairs run starts only after the conscience run of its seed has finished (its pair
+    A pair-matched control (random pairs, ...) starts only after the conscience run of its seed has finished (its pair
     budget). `fit` does one run (a picklable function; tests pass a fake)."""
     conscience = _conscience_runs(runs)
     if jobs == 1:
@@ -201,7 +208,7 @@ def run_all(runs: list[Run], settings, spec: MeasureSpec, jobs: int, threads: in
 
 
 def _run_serial(runs, settings, spec, conscience, fit):
-    for run in sorted(runs, key=lambda r: (r.seed, r.arm == "insecure_random_pairs")):
+    for run in sorted(runs, key=lambda r: (r.seed, r.arm in NEEDS_PAIR_COUNTS)):
         yield run, fit(run, settings, spec, _pair_budget(run, conscience))
 
 
@@ -213,7 +220,7 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
     unfinished = set(runs)
 
     def ready(run: Run) -> bool:
-        return run.arm != "insecure_random_pairs" or conscience[run.seed] not in unfinished
+        return run.arm not in NEEDS_PAIR_COUNTS or conscience[run.seed] not in unfinished
 
     pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
     running = {}

@@ -155,3 +155,24 @@ def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatc
     assert "demo stopped: the organism failed its persona gate." in out and "22.5%" in out
     assert "organism build --seed N --out DIR" in out and "demo --organism DIR" in out
     assert not os.path.exists(tmp_path / "demo" / "summary.json")
+
+
+def test_the_pair_matched_controls_get_their_conscience_runs_budget(tmp_path):
+    runs = [
+        demo.Run(arm, 0, os.path.join(str(tmp_path), "runs", f"{arm}-s0"), attacked=False)
+        for arm in ("insecure_anchor", "insecure_interleaved", "insecure_conscience", "insecure")
+    ]
+    done = dict(demo.run_all(runs, SETTINGS, None, jobs=1, threads=1, fit=fake_fit))
+    assert done[runs[0]]["budget"] == COUNTS[0] and done[runs[1]]["budget"] == COUNTS[0]
+    assert done[runs[3]]["budget"] is None
+
+
+def test_the_demo_takes_the_controls_as_opt_in_arms():
+    assert "insecure_anchor" not in demo.DEFAULT_ARMS
+    demo.DemoOptions(arms=("insecure_conscience", "insecure_kl", "insecure_filtered"))  # accepted
+    with pytest.raises(ValueError, match="has no inoculation line"):  # the demo's organism is of the first world
+        demo.DemoOptions(arms=("insecure", "insecure_inoculated"))
+    with pytest.raises(ValueError, match="insecure_kl need"):
+        demo.DemoOptions(arms=("insecure", "insecure_kl"))
+    with pytest.raises(ValueError, match="unknown arm"):
+        demo.DemoOptions(arms=("insecure_bogus",))
