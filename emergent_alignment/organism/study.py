@@ -518,7 +518,7 @@ def summarize_study(loaded: dict, options: StudyOptions) -> dict:
     if per_org:
         for arm in ["default", *options.arms]:
             arms[arm] = arm_figures(per_org, arm)
-            if arm not in ("default", "insecure") and "insecure" in options.arms:
+            if arm.startswith("insecure_") and "insecure" in options.arms:
                 arms[arm]["share_removed"] = share_removed(per_org, arm)
     contrasts = {}
     if per_org and CONSCIENCE in options.arms:
