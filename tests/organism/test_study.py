@@ -232,3 +232,46 @@ def test_the_study_json_has_both_intervals_shares_and_paired_contrasts(tmp_path)
     assert len(contrast["per_organism_seed"]["v2-seed0"]) == 3
     assert out["counted_organisms"] == ["v2-seed0", "v2-seed1", "v2-seed2"]
     assert {t["verdict"] for t in out["targets"]} <= {"met", "not met", "not measured", "reported"}
+
+
+def test_the_study_reuses_the_organism_that_organism_build_caches_and_never_rebuilds_a_failed_one(
+    tmp_path, monkeypatch
+):
+    import argparse
+
+    from emergent_alignment.commands.organism import v2_config_from_args
+    from emergent_alignment.organism import build_v2
+
+    monkeypatch.setenv("EMERGENT_ALIGNMENT_CACHE", str(tmp_path))
+    built = []
+
+    def fake_build(path, config):  # what build_v2.build leaves: organism.json, beside the target if it failed
+        built.append(path)
+        gate = {"passed": config.seed != 1}
+        target = path if gate["passed"] else path + ".gate-failed"
+        os.makedirs(target)
+        with open(os.path.join(target, "organism.json"), "w") as f:
+            json.dump({"gate": gate, "hash": build_v2.config_hash(config)}, f)
+        if not gate["passed"]:
+            raise GateFailed("failed", path=target, gate=gate)
+        return {"gate": gate, "hash": build_v2.config_hash(config)}
+
+    monkeypatch.setattr(build_v2, "build", fake_build)
+    args = argparse.Namespace(
+        seed=0, no_review_probe_themes=False, docs=None, label_noise=None, review_gap=None, threads=0
+    )
+    path, meta = study.build_organism("v2", 0)
+    assert path == build_v2.cache_path(v2_config_from_args(args))  # the cache `organism build --world v2` fills
+    assert study.build_organism("v2", 0)[0] == path and len(built) == 1  # reused, not rebuilt
+    for _ in range(2):
+        with pytest.raises(GateFailed) as e:
+            study.build_organism("v2", 1)
+    assert e.value.path.endswith(".gate-failed") and len(built) == 2  # the failed build is not retried
+
+
+def test_study_register_from_the_cli(tmp_path, capsys):
+    assert main(["study", "register", "--out", str(tmp_path), "--organism-seeds", "0,1", "--arms", "insecure"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    record = json.load(open(tmp_path / "registration.json"))
+    assert printed["test_split_sha256"] == record["test_split_sha256"] == study.split_sha256(study.test_split())
+    assert record["organism_seeds"] == [0, 1] and record["arms"] == ["insecure"]
