@@ -21,6 +21,9 @@ Pre-registration: `register` writes the second world's TEST split (its test prom
 held-out review items and risky prompts, from `world_v2` and `build_v2`) as canonical JSON with its
 SHA-256, and the declared organism seeds and arms. A study on `split="test"` refuses to run unless that
 committed hash matches the current test split, and appends each look to DIR/test_looks.jsonl.
+
+Not yet wired: the measurement (`evaluate.py`, through `demo.fit_and_measure`) asks the first world's
+questions and takes no split, so `split` is checked and recorded here but does not yet choose them.
 """
 
 from __future__ import annotations
@@ -193,9 +196,13 @@ def check_registration(register_dir: str, organism_seeds, arms, split: dict | No
 def log_test_look(out_dir: str, command: str | None = None) -> dict:
     """Append one line (when, command, commit) to out_dir/test_looks.jsonl: every look at test is listed."""
     line = {"when": _now(), "command": command or " ".join(sys.argv), "commit": git_state().get("commit")}
+    path = os.path.join(out_dir, "test_looks.jsonl")
+    before = ""
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            before = f.read()
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "test_looks.jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
+    write_text(path, before + json.dumps(line) + "\n")  # the whole register, rewritten atomically
     return line
 
 
