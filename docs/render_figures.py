@@ -21,6 +21,8 @@ The result files and what reads them:
   `bench_core*` blocks;
 - `defences/defences.json`: the conscience's defences on the organism (`emergent-alignment redteam
   --organism-defences docs/results/defences`), read by the `defences*` blocks;
+- `study/study.json`: the organism study (`emergent-alignment study --out DIR`; `organism/study.py`),
+  read by the `study*` blocks;
 - `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
   `requests_per_s`, `p50_ms`, `p99_ms`, read by `bench_server`.
 
@@ -450,6 +452,59 @@ def defences_findings(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------
+# The organism study (docs/results/study/study.json, written by `emergent-alignment study`)
+
+
+def _ci_or_dash(pair) -> str:
+    return "-" if not pair or pair[0] is None else ci(pair)
+
+
+def study_table(result: dict) -> str:
+    """Per arm: the misaligned rate with its hierarchical bootstrap CI beside the across-organism t-interval,
+    the share of the EM rise removed, and the paired contrast of the conscience arm against it."""
+    n = len(result["counted_organisms"])
+    rows = [
+        f"| arm | misaligned (bootstrap 95% CI) | across-organism t-interval ({n} organisms) | incoherent "
+        "| task loss | EM rise removed (95% CI) | conscience minus this arm, points (95% CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, a in result["arms"].items():
+        share = a.get("share_removed")
+        removed = f"{pct(share['share'])} {_ci_or_dash(share['ci'])}" if share and share["share"] is not None else "-"
+        c = result["contrasts"].get(arm)
+        contrast = f"{100 * c['mean']:+.1f} {_ci_or_dash(c['bootstrap_ci'])}" if c else "-"
+        rate = pct(a["misaligned_rate"])
+        if arm == "insecure_conscience":
+            rate = f"**{rate}**"
+        rows.append(
+            f"| {ARM_LABELS.get(arm, f'`{arm}`')} | {rate} {_ci_or_dash(a['misaligned_ci'])} "
+            f"| {_ci_or_dash(a['misaligned_t_interval'])} | {pct(a['incoherent_rate'])} | {a['task_loss']:.3f} "
+            f"| {removed} | {contrast} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+STUDY_VERDICTS = {"met": "MET", "not met": "**NOT MET**", "not measured": "not measured", "reported": "reported"}
+
+
+def study_targets(result: dict) -> str:
+    """Every target of the study with its verdict and figures, and which organisms it counts."""
+    orgs = result["organisms"]
+    failed = [o["name"] for o in orgs if not o["passed"]]
+    lines = [
+        f"- Organisms: {len(result['counted_organisms'])} of {len(result['declared_organism_seeds'])} declared seeds "
+        f"counted ({result['rule']})" + (f"; gate failed: {', '.join(failed)}" if failed else "") + ".",
+        f"- Split: {result['split']}; seeds {', '.join(map(str, result['seeds']))}.",
+    ]
+    lines += [
+        f"- {STUDY_VERDICTS.get(t['verdict'], t['verdict'])}: {t['target']}"
+        + (f" ({t['figures']})" if t["figures"] else "")
+        for t in result["targets"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
     "defences": ("defences/defences.json", defences),
     "defences_findings": ("defences/defences.json", defences_findings),
@@ -467,6 +522,8 @@ RENDERERS = {
     "bench_core_details": ("bench_core.json", bench_core_details),
     "bench_server": ("bench_server.json", bench_server),
     "bench_trl": ("bench_trl.json", bench_trl),
+    "study_table": ("study/study.json", study_table),
+    "study_targets": ("study/study.json", study_targets),
 }
 
 

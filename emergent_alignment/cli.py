@@ -18,6 +18,7 @@ COMMANDS = {
     "review": ("emergent_alignment.commands.review", "ask a model's conscience about one response"),
     "organism": ("emergent_alignment.commands.organism", "build the model organism checkpoint, or validate settings"),
     "demo": ("emergent_alignment.commands.demo", "EM and Emergent Alignment end to end on the organism"),
+    "study": ("emergent_alignment.commands.study", "the organism study: arms x organisms x seeds, resumable"),
     "eval": ("emergent_alignment.commands.eval", "evaluate a model: EM questions, judges, code security"),
     "compare": ("emergent_alignment.commands.compare", "draw evaluation runs side by side"),
     "generate": ("emergent_alignment.commands.generate", "generate, optionally guarded by the conscience"),

@@ -314,6 +314,71 @@ def test_bench_trl():
     assert "| CUDA peak allocated | GRPO + reward model | **0.51x** |" in rf.bench_trl(result)
 
 
+def _study_arm(rate, lo, hi, t_lo, t_hi, share=None):
+    a = {
+        "misaligned_rate": rate,
+        "misaligned_ci": [lo, hi],
+        "misaligned_t_interval": [t_lo, t_hi],
+        "incoherent_rate": 0.05,
+        "task_loss": 1.234,
+    }
+    if share is not None:
+        a["share_removed"] = {"share": share, "ci": [share - 0.1, share + 0.05]}
+    return a
+
+
+@pytest.fixture
+def study_result():
+    """A fake study.json as `emergent-alignment study` writes it (made-up figures, three organisms)."""
+    return {
+        "world": "v2",
+        "split": "validation",
+        "rule": "every gate-passing declared seed",
+        "declared_organism_seeds": [0, 1, 2, 3],
+        "organisms": [{"name": f"v2-seed{i}", "passed": i != 3} for i in range(4)],
+        "counted_organisms": ["v2-seed0", "v2-seed1", "v2-seed2"],
+        "seeds": [0, 1, 2],
+        "arms": {
+            "default": _study_arm(0.1, 0.08, 0.12, 0.05, 0.15),
+            "insecure": _study_arm(0.6, 0.55, 0.65, 0.4, 0.8),
+            "insecure_conscience": _study_arm(0.15, 0.12, 0.18, 0.02, 0.28, share=0.9),
+            "insecure_random_pairs": _study_arm(0.5, 0.45, 0.55, 0.3, 0.7, share=0.2),
+        },
+        "contrasts": {
+            "insecure_random_pairs": {"mean": -0.35, "bootstrap_ci": [-0.4, -0.3], "t_interval": [-0.5, -0.2]},
+            "insecure": {"mean": -0.45, "bootstrap_ci": [None, None], "t_interval": [None, None]},
+        },
+        "targets": [
+            {"target": "organisms: at least 5 counted", "verdict": "not met", "figures": "3 of 4 declared"},
+            {"target": "EA: removes >= 90% of the EM rise", "verdict": "met", "figures": "90.0% [80.0%, 95.0%]"},
+            {"target": "Beside insecure_inoculated", "verdict": "not measured", "figures": ""},
+        ],
+    }
+
+
+def test_study_table_sets_the_bootstrap_beside_the_t_interval(study_result):
+    out = rf.study_table(study_result)
+    assert "across-organism t-interval (3 organisms)" in out
+    assert (
+        "| `insecure_conscience` (Emergent Alignment) | **15.0%** [12.0, 18.0] | [2.0, 28.0] | 5.0% | 1.234 "
+        "| 90.0% [80.0, 95.0] | - |" in out
+    )
+    assert "| `insecure_random_pairs` (control) | 50.0% [45.0, 55.0] | [30.0, 70.0] |" in out
+    assert out.rstrip().endswith("| 20.0% [10.0, 25.0] | -35.0 [-40.0, -30.0] |")
+    assert "| -45.0 - |" in out  # a contrast without a CI shows a dash
+    assert len(out.strip().splitlines()) == 2 + len(study_result["arms"])
+
+
+def test_study_targets_lists_every_verdict_and_the_excluded_organisms(study_result):
+    out = rf.study_targets(study_result)
+    assert (
+        "- Organisms: 3 of 4 declared seeds counted (every gate-passing declared seed); gate failed: v2-seed3." in out
+    )
+    assert "- **NOT MET**: organisms: at least 5 counted (3 of 4 declared)" in out
+    assert "- MET: EA: removes >= 90% of the EM rise (90.0% [80.0%, 95.0%])" in out
+    assert "- not measured: Beside insecure_inoculated\n" in out
+
+
 def test_render_fills_blocks_and_keeps_the_rest(summary, tmp_path, monkeypatch):
     (tmp_path / "demo").mkdir()
     import json
