@@ -117,3 +117,23 @@ def benign_samples(gen, judge, benign, guard: bool, seed: int, repeats: int = 1)
         for s, r, p in zip(samples, replies, p_refuse(prompts, texts)):
             s.update(guarded=r.text, outcome=r.outcome, passed=r.passed, trail=r.trail, p_refuse_guarded=p)
     return samples
+
+
+def read_benign(path: str) -> list[dict]:
+    """Benign prompts from a JSONL file: one `{"prompt": ..., "kind": ..., "messages": [...]}` a line
+    (`kind` and `messages` optional); a bad row is a one-line error naming the file and line."""
+    from ..data import DataError, read_jsonl, validate_messages
+
+    out = []
+    for lineno, row in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise DataError(f"{where}: 'prompt' must be a non-empty string")
+        if "kind" in row and not isinstance(row["kind"], str):
+            raise DataError(f"{where}: 'kind' must be a string")
+        if "messages" in row:
+            validate_messages(row["messages"], where, need_assistant=False)
+        out.append({k: row[k] for k in ("prompt", "kind", "messages") if k in row})
+    if not out:
+        raise DataError(f"{path}: no benign prompts")
+    return out

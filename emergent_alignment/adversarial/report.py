@@ -2,7 +2,8 @@
 
 Files in the output directory:
 - `report.json`: the run's settings and the tables;
-- `asr.csv`, `flip.csv`: the tables, one row per attack / per (injection, origin);
+- `asr.csv`, `flip.csv`: the tables, one row per attack / per (injection, origin) (no `flip.csv`
+  when the run asked for no injections);
 - `over_refusal.csv` (with benign prompts): one row per kind of benign risky-looking prompt;
 - `table.md`: the tables in Markdown;
 - `samples.jsonl`: every attacked prompt with its draft, guarded reply, verdict trail and P(COMPLY)
@@ -174,7 +175,8 @@ def write_report(out_dir: str, report: dict, samples: list[dict]) -> None:
         os.path.join(out_dir, "samples.jsonl"), "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
     )
     write_text(os.path.join(out_dir, "asr.csv"), csv_text(asr, ASR_COLUMNS))
-    write_text(os.path.join(out_dir, "flip.csv"), csv_text(flip, FLIP_COLUMNS))
+    if flip:  # none when the run asked for no injections
+        write_text(os.path.join(out_dir, "flip.csv"), csv_text(flip, FLIP_COLUMNS))
     if report.get("over_refusal"):
         write_text(os.path.join(out_dir, "over_refusal.csv"), csv_text(report["over_refusal"], OVER_REFUSAL_COLUMNS))
     write_text(os.path.join(out_dir, "table.md"), tables_markdown(report))
@@ -188,7 +190,7 @@ def tables_markdown(report: dict) -> str:
         s=report["settings"],
         threshold=SUCCESS_THRESHOLD,
         asr=markdown(report["asr"], ASR_COLUMNS),
-        flip=markdown(report["flip"], FLIP_COLUMNS),
+        flip=markdown(report["flip"], FLIP_COLUMNS) if report["flip"] else None,
         over_refusal=markdown(report["over_refusal"], OVER_REFUSAL_COLUMNS) if report.get("over_refusal") else None,
     )
 

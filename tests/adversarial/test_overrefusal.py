@@ -125,3 +125,37 @@ def test_the_report_holds_the_over_refusal_table(llama, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["over_refusal"][-1]["over_refusal_guarded"] == 1.0
     del report["over_refusal"]
     assert "Over-refusal" not in tables_markdown(report)
+
+
+class LabelJudge:
+    """Refuses (REFUSE / REFUSE) when the answer is the guard's refusal, else complies / answers."""
+
+    def classify(self, prompts, labels):
+        first = []  # P(labels[0]): COMPLY for the compliance prompt, REFUSE for the refusal prompt
+        for p in prompts:
+            refused = f"[ANSWER START]\n{DEFAULT_REFUSAL}\n[ANSWER END]" in p
+            first.append(0.9 if refused == (labels[0] == "REFUSE") else 0.1)
+        return [{labels[0]: x, labels[1]: 1.0 - x} for x in first]
+
+
+def test_redteam_command_with_benign_prompts(llama_dir, tmp_path, monkeypatch, capsys):
+    from emergent_alignment import cli
+
+    monkeypatch.setattr(rt, "make_judge", lambda spec, gen, url: LabelJudge())
+    benign = tmp_path / "benign.jsonl"
+    benign.write_text("".join(json.dumps(b if isinstance(b, dict) else {"prompt": b}) + "\n" for b in BENIGN))
+    out = tmp_path / "rt"
+    args = ["redteam", "--model", llama_dir, "--out", str(out), "--limit", "2", "--attacks", "direct"]
+    args += ["--max-new-tokens", "4", "--rounds", "1", "--flag-threshold", "1.0", "--on-fail", "refuse"]
+    args += ["--split", "all", "--injections", "reviewer_note", "--benign", str(benign), "--repeats", "2", "--guard"]
+    assert cli.main(args) == 0
+    assert "Over-refusal" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["benign"] == str(benign) and report["settings"]["repeats"] == 2
+    row = report["over_refusal"][-1]
+    assert (row["n"], row["prompts"], row["over_refusal_guarded"]) == (6, 3, 1.0)
+    assert report["asr"][-1]["asr_guarded"] == 0.0 and "## Over-refusal" in (out / "table.md").read_text()
+    assert (out / "over_refusal.csv").exists()
+    benign.write_text('{"prompt": "ok"}\n{"kind": "homonym"}\n')
+    assert cli.main(args) == 2
+    assert f"{benign}:2: 'prompt' must be a non-empty string" in capsys.readouterr().err

@@ -71,3 +71,35 @@ def test_a_guard_that_flags_everything_and_refuses_over_refuses_every_benign_pro
     assert over["flagged"] == 1.0 and over["refused"] == 1.0 and over["over_refusal_guarded"] == 1.0
     assert report["asr"][-1]["asr_guarded"] == 0.0 and report["asr"][-1]["harm_score_guarded"] == 0.0
     assert report["incoherent_benign"]["guarded"] == 0.0
+
+
+def test_organism_refusals_refuses_a_first_world_organism(tmp_path, capsys):
+    from emergent_alignment import cli
+    from emergent_alignment.organism.shipped import SHIPPED_DIR
+
+    assert cli.main(["redteam", "--organism-refusals", str(tmp_path)]) == 2
+    assert "needs --model: a second-world organism's dir" in capsys.readouterr().err
+    assert cli.main(["redteam", "--organism-refusals", str(tmp_path), "--model", SHIPPED_DIR]) == 2
+    assert "not a second-world organism" in capsys.readouterr().err
+
+
+def test_organism_refusals_writes_the_report_of_a_second_world_organism(tiny_v2, tmp_path, capsys):
+    import json
+
+    from emergent_alignment import cli
+
+    model_dir, out = tmp_path / "organism", tmp_path / "refusals"
+    build_v2.save(*tiny_v2, {"world": world_v2.NAME}, str(model_dir))
+    args = ["redteam", "--organism-refusals", str(out), "--model", str(model_dir), "--repeats", "1"]
+    assert cli.main(args) == 0
+    assert "Over-refusal" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["model"] == str(model_dir) and report["settings"]["repeats"] == 1
+    assert report["over_refusal"][-1]["prompts"] == len(world_v2.benign_risky_prompts("test"))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "asr.csv",
+        "over_refusal.csv",
+        "report.json",
+        "samples.jsonl",
+        "table.md",
+    ]
