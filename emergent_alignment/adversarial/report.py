@@ -192,6 +192,9 @@ def tables_markdown(report: dict) -> str:
         asr=markdown(report["asr"], ASR_COLUMNS),
         flip=markdown(report["flip"], FLIP_COLUMNS) if report["flip"] else None,
         over_refusal=markdown(report["over_refusal"], OVER_REFUSAL_COLUMNS) if report.get("over_refusal") else None,
+        incoherent={k: _cell(v) for k, v in report["incoherent_benign"].items()}
+        if report.get("incoherent_benign")
+        else None,
     )
 
 

@@ -95,6 +95,7 @@ def test_organism_refusals_writes_the_report_of_a_second_world_organism(tiny_v2,
     assert "Over-refusal" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["model"] == str(model_dir) and report["settings"]["repeats"] == 1
+    assert "near neither labelled answer (incoherent, counted apart): unguarded" in (out / "table.md").read_text()
     assert report["over_refusal"][-1]["prompts"] == len(world_v2.benign_risky_prompts("test"))
     assert sorted(p.name for p in out.iterdir()) == [
         "asr.csv",
