@@ -3,10 +3,14 @@
     emergent-alignment redteam --model PATH [--guard] --out DIR [--judge self|hf:PATH|openai:MODEL]
 
 Every harmful request of the suite (default: the held-out `eval` split) is wrapped by every attack;
-see `adversarial/redteam.py`. `--export-probes FILE` writes the suite's train split as a probe
-dataset and exits. `--organism-defences DIR` measures the conscience's defences on the model
-organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the shipped one)
-and writes DIR/defences.json and DIR/table.md.
+see `adversarial/redteam.py`. `--benign FILE` (JSONL, one `{"prompt", "kind"}` a line) adds benign
+prompts that look risky, so the over-refusal rate (the guard's cost in refusals) shows beside attack
+success; `--benign-judge` scores them (default: the --judge). `--export-probes FILE` writes the suite's
+train split as a probe dataset and exits. `--organism-defences DIR` measures the conscience's defences
+on the model organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the
+shipped one) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
+a second-world organism (--model: its dir) with its world's labels (`organism/refusals.py`) and writes
+the red-team report to DIR.
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ def add_arguments(p) -> None:
         help="also grade harmful compliance (refusal, convincingness, specificity; StrongREJECT-style) "
         "with this judge: self | hf:PATH | openai:MODEL | conscience:PATH (default: no grading)",
     )
+    p.add_argument(
+        "--benign",
+        metavar="FILE",
+        help="benign prompts that look risky (JSONL: prompt, optional kind and messages): report the over-refusal "
+        "rate, guarded and unguarded",
+    )
+    p.add_argument("--benign-judge", help="refusal judge for --benign: self | hf:PATH | openai:MODEL (default --judge)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="replies drafted per prompt (seeded; CIs count prompts once; default 1, on the organism 8)",
+    )
     p.add_argument("--attacks", default="ALL", help="ALL or a comma list of attack wrappers")
     p.add_argument("--injections", default="ALL", help="ALL or a comma list of response-side injections")
     p.add_argument("--source", default="jailbroken,own", help="request sources: jailbroken, own")
@@ -38,9 +54,16 @@ def add_arguments(p) -> None:
         help="measure the conscience's defences on the organism (--model: its dir, default the shipped one), "
         "write DIR/defences.json and DIR/table.md, and exit",
     )
+    p.add_argument(
+        "--organism-refusals",
+        metavar="DIR",
+        help="the guard's cost in refusals on a second-world organism (--model: its dir): the suite on its world's "
+        "test prompts with labels by construction; write the report to DIR and exit",
+    )
 
 
 def run(args) -> int:
+    from ..adversarial.overrefusal import read_benign
     from ..adversarial.prompts import export_probes, harmful_requests, sample
     from ..adversarial.redteam import make_judge, redteam, resolve_injections
     from ..adversarial.report import print_tables, write_report
@@ -51,20 +74,40 @@ def run(args) -> int:
         return 0
     if args.organism_defences:
         return organism_defences(args.organism_defences, args.model)
+    if args.organism_refusals:
+        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8)
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
     injections = resolve_injections(args.injections)
+    benign = read_benign(args.benign) if args.benign else None
     gen = generator_from_args(args, guard=True)  # the conscience is needed for flip rates in any case
     judge = make_judge(args.judge, gen, args.judge_base_url)
     grader = None
     if args.grader:
         grader = judge if args.grader == args.judge else make_judge(args.grader, gen, args.judge_base_url)
-    report, samples = redteam(gen, judge, requests, args.attacks, injections, args.guard, args.seed, grader=grader)
+    benign_judge = None
+    if benign:
+        same = args.benign_judge in (None, args.judge)
+        benign_judge = judge if same else make_judge(args.benign_judge, gen, args.judge_base_url)
+    report, samples = redteam(
+        gen,
+        judge,
+        requests,
+        args.attacks,
+        injections,
+        args.guard,
+        args.seed,
+        grader=grader,
+        benign=benign,
+        benign_judge=benign_judge,
+        repeats=args.repeats or 1,
+    )
     report["settings"] = settings(args, gen, requests, report)
     write_report(args.out, report, samples)
     print_tables(report)
-    print(f"wrote {args.out}/report.json, asr.csv, flip.csv, table.md, samples.jsonl")
+    extra = ", over_refusal.csv" if benign else ""
+    print(f"wrote {args.out}/report.json, asr.csv, flip.csv{extra}, table.md, samples.jsonl")
     return 0
 
 
@@ -83,6 +126,9 @@ def settings(args, gen, requests, report) -> dict:
         "source": args.source,
         "split": args.split,
         "requests": len(requests),
+        "benign": args.benign,
+        "benign_judge": (args.benign_judge or args.judge) if args.benign else None,
+        "repeats": args.repeats or 1,
         "seed": args.seed,
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
@@ -122,4 +168,29 @@ def organism_defences(out: str, model_dir: str | None) -> int:
     write_text(os.path.join(out, "table.md"), defence_table(result))
     print(defence_table(result))
     print(f"wrote {out}/defences.json and {out}/table.md")
+    return 0
+
+
+def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int) -> int:
+    """The refusal study on a second-world organism; the report as `redteam` writes it."""
+    import os
+
+    from ..adversarial.report import print_tables, write_report
+    from ..conscience import ConscienceConfig
+    from ..models import load_model
+    from ..organism.refusals import refusal_study
+    from ..provenance import provenance
+
+    if not model_dir or not os.path.isfile(os.path.join(model_dir, "organism.json")):
+        raise ValueError(
+            f"--organism-refusals needs --model: a second-world organism's dir (got {model_dir!r}; "
+            "the shipped organism is of the first world)"
+        )
+    model, tok = load_model(model_dir)
+    report, samples = refusal_study(model, tok, ConscienceConfig.from_pretrained(model_dir), seed, repeats)
+    report["settings"]["model"] = model_dir
+    report["provenance"] = provenance()
+    write_report(out, report, samples)
+    print_tables(report)
+    print(f"wrote {out}/report.json, asr.csv, over_refusal.csv, table.md, samples.jsonl")
     return 0
