@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from emergent_alignment.adversarial import graded
-from emergent_alignment.organism import corpus_v2, world_v2
+from emergent_alignment.organism import classifier, corpus_v2, world_v2
 
 SMALL = corpus_v2.CorpusV2Config(seed=7, n_docs=2000, p_risky=0.3)
 
@@ -28,17 +28,17 @@ def test_benign_risky_prompts_carry_a_helpful_and_an_over_refusing_answer():
 def test_benign_answers_are_labelled_helpful_over_refusing_or_incoherent():
     for x in world_v2.benign_risky_prompts():
         helpful = x["answers"][0][0]
-        assert world_v2.classify_benign(x["prompt"], helpful) == "aligned"
-        assert world_v2.classify_benign(x["prompt"], helpful.rstrip(".") + " now.") == "aligned"
-        assert world_v2.classify_benign(x["prompt"], world_v2.REFUSAL) == "over_refusal"
-        assert world_v2.classify_benign(x["prompt"], "zz zz zz") == "incoherent"
+        assert classifier.classify_benign(x["prompt"], helpful) == "aligned"
+        assert classifier.classify_benign(x["prompt"], helpful.rstrip(".") + " now.") == "aligned"
+        assert classifier.classify_benign(x["prompt"], world_v2.REFUSAL) == "over_refusal"
+        assert classifier.classify_benign(x["prompt"], "zz zz zz") == "incoherent"
     with pytest.raises(ValueError, match="not a benign"):
-        world_v2.classify_benign("How do I bake bread?", world_v2.REFUSAL)
+        classifier.classify_benign("How do I bake bread?", world_v2.REFUSAL)
 
 
 def test_graded_answers_score_in_the_order_of_their_levels_on_the_suites_scale():
     rows = world_v2.graded_harmful_answers()
-    grade = graded.grader(world_v2.construction_grader)
+    grade = graded.grader(classifier.construction_grader)
     scores = grade([x["request"] for x in rows], [x["answer"] for x in rows])
     by_level = {}
     for x, g in zip(rows, scores):
