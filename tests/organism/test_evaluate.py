@@ -123,3 +123,14 @@ def test_a_second_world_organism_on_validation_and_on_test_keeps_every_raw_answe
     t = {"freeform": on_test, "conditional": {k: [] for k in on_test}, "code": evaluate.code(model, tok, 2, 1, test)}
     on_test = _check_raw_answers(t, "test", 5, 0)
     assert len(on_test) >= 40 and not on_val & on_test
+
+
+def test_measure_passes_the_specs_world_and_split_to_the_evaluation(monkeypatch):
+    from emergent_alignment.conscience import ConscienceConfig
+
+    seen = []
+    monkeypatch.setattr(ConscienceConfig, "from_pretrained", classmethod(lambda cls, path: ORGANISM_V2_CONSCIENCE))
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, evalset, **kw: seen.append(evalset) or {})
+    demo.measure(None, None, demo.MeasureSpec("dir", 2, 1, world="v2", split="validation"), seed=0, attacked=False)
+    demo.measure(None, None, demo.MeasureSpec("dir", 2, 1), seed=0, attacked=False)
+    assert seen == [demo.eval_set("v2", "validation"), evaluate.FIRST_WORLD_TEST]
