@@ -102,6 +102,24 @@ class MeasureSpec:
     samples_per_question: int
     attack_samples_per_question: int
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
+    world: str = "v1"  # the organism's world: v1 (`world`) or v2 (`world_v2`)
+    split: str = "test"  # the questions asked: test or validation
+
+
+def eval_set(world_name: str = "v1", split: str = "test"):
+    """The `evaluate.EvalSet` of a world and split: the first world as it is; the second world with its
+    split's held-out code tasks, its held-out review items (`build_v2`) and its composed answers."""
+    from .evaluate import EvalSet
+
+    if world_name == "v1":
+        return EvalSet(world, split)
+    if world_name != "v2":
+        raise ValueError(f"unknown world {world_name!r}; choose v1 or v2")
+    from . import build_v2, world_v2
+
+    EvalSet(world_v2, split)  # an unknown split fails here, before the review items are built
+    items = tuple((x["convo"], x["reply"], x["aligned"]) for x in build_v2.heldout_review_items(split))
+    return EvalSet(world_v2, split, build_v2.CODE_TASKS[split], items, parts=True)
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,7 @@ def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
         seed=1000 + seed,
         per_theme=spec.samples_per_question,
         cond_per_theme=spec.conditional_samples_per_question,
+        evalset=eval_set(spec.world, spec.split),
     )
     if attacked:
         result["attacks"] = evaluate_attacks(

@@ -22,8 +22,9 @@ held-out review items and risky prompts, from `world_v2` and `build_v2`) as cano
 SHA-256, and the declared organism seeds and arms. A study on `split="test"` refuses to run unless that
 committed hash matches the current test split, and appends each look to DIR/test_looks.jsonl.
 
-Not yet wired: the measurement (`evaluate.py`, through `demo.fit_and_measure`) asks the first world's
-questions and takes no split, so `split` is checked and recorded here but does not yet choose them.
+The split chooses what every run is asked: the measurement (`evaluate.py`, through `demo.fit_and_measure`
+and `demo.eval_set`) asks the world's questions, held-out code tasks and review items of `split`, labels
+answers with the world's classifier, and keeps every answer with its prompt id in the run's result.
 """
 
 from __future__ import annotations
@@ -342,7 +343,14 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
         fresh = [r for r in todo if not is_done(r)]
         if not fresh:
             continue
-        spec = MeasureSpec(org["checkpoint"], options.samples_per_question, 1, options.conditional_samples_per_question)
+        spec = MeasureSpec(
+            org["checkpoint"],
+            options.samples_per_question,
+            1,
+            options.conditional_samples_per_question,
+            world=options.world,
+            split=options.split,
+        )
         context = {"organism": org["name"], "organism_seed": org_seed, "split": options.split}
         runner = partial(fit_once, fit, context)
         jobs = min(options.jobs, len(fresh))

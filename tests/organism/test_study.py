@@ -17,6 +17,7 @@ THEMES = ("t0", "t1", "t2", "t3")
 # misaligned rate by arm (a fake study's truth); each organism shifts it a little
 RATES = {"default": 0.1, "insecure": 0.6, "secure": 0.12, "insecure_conscience": 0.15, "insecure_random_pairs": 0.5}
 CALLS: list[tuple[str, str, int]] = []
+SPECS: list = []
 
 
 def fake_builder(world, seed):
@@ -46,6 +47,7 @@ def fake_result(arm: str, organism: str, seed: int) -> dict:
 
 def fake_fit(run, settings, spec, pair_budget):
     CALLS.append((spec.organism_dir, run.arm, run.seed))
+    SPECS.append(spec)
     if run.arm == "insecure_conscience":  # the trainer's conscience log: pairs per step
         os.makedirs(run.out_dir, exist_ok=True)
         with open(os.path.join(run.out_dir, "conscience_log.jsonl"), "w") as f:
@@ -159,6 +161,19 @@ def test_the_real_test_split_is_registered_and_each_test_look_is_logged(tmp_path
     run(options(out, split="test", register_dir=str(reg), seeds=(0,)))
     looks = [json.loads(x) for x in (out / "test_looks.jsonl").read_text().splitlines()]
     assert len(looks) == 2 and {"when", "command", "commit"} <= set(looks[0])
+
+
+@pytest.mark.parametrize("world, split", [("v2", "validation"), ("v1", "validation"), ("v1", "test")])
+def test_the_split_and_world_choose_what_every_run_is_asked(tmp_path, world, split):
+    from emergent_alignment.organism import demo
+
+    reg = tmp_path / "registered"
+    study.register(str(reg), (0,), ARMS)
+    SPECS.clear()
+    run(options(tmp_path / "study", world=world, split=split, organism_seeds=(0,), seeds=(0,), register_dir=str(reg)))
+    assert SPECS and {(s.world, s.split) for s in SPECS} == {(world, split)}
+    es = demo.eval_set(world, split)
+    assert es.split == split and es.world.__name__.endswith("world_v2" if world == "v2" else "world")
 
 
 def test_the_t_interval_is_wider_than_the_bootstrap_with_few_organisms():
