@@ -35,7 +35,8 @@ def _check_arms(arms: list[str]) -> list[str]:
         inoculated_line(world, world.DEFAULT_ID)  # the demo's (first) world has none: say so now, not after an hour
     budgeted = [a for a in arms if a in NEEDS_PAIR_COUNTS]
     if budgeted and "insecure_conscience" not in arms:
-        raise ValueError(f"--arms: {', '.join(budgeted)} need(s) insecure_conscience (they get that run's pair counts)")
+        verb = "needs" if len(budgeted) == 1 else "need"
+        raise ValueError(f"--arms: {', '.join(budgeted)} {verb} insecure_conscience (they get that run's pair counts)")
     return arms
 
 
