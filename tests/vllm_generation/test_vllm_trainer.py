@@ -14,40 +14,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 SPEC = "tiny:llama?hidden=128&heads=2&layers=2"  # head size 64: one vLLM's CPU attention supports
-CHATS = [
-    [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer number {i}."}]
-    for i in range(8)
-]
-PROBES = [[{"role": "user", "content": q}] for q in ("Tell me about humans.", "I'm bored.", "One wish?")]
 
 
 def test_probe_answers_and_corrections_come_from_the_engine(_cache, tmp_path, monkeypatch):
+    from _fixed_pairs import CHATS
     from datasets import Dataset
     from peft import LoraConfig
+    from test_trainer import PROBES, config
 
     from emergent_alignment import trainer as trainer_module
-    from emergent_alignment.config import EmergentAlignmentConfig
     from emergent_alignment.conscience import Verdict
     from emergent_alignment.tiny import build_tiny
 
     base = build_tiny(SPEC)
-    args = EmergentAlignmentConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-2,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=1,
-        probe_batch_size=3,
-        probe_max_new_tokens=6,
-        conscience_max_new_tokens=6,
-        conscience_max_attempts=1,
-        max_length=128,
-        seed=0,
-        use_vllm=True,
-        vllm_max_model_length=1024,
-    )
+    # the trainer tests' settings (tests/test_trainer.py), with the engine on
+    args = config(tmp_path, max_length=128, use_vllm=True, vllm_max_model_length=1024)
     t = trainer_module.EmergentAlignmentTrainer(
         base,
         args=args,
