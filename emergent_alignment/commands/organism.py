@@ -19,6 +19,11 @@ GATE_FAILED_HINT = (
     "To look at another draw: `emergent-alignment organism build --seed N --out DIR` (N not 0), then "
     "`emergent-alignment demo --organism DIR` (the demo's settings were chosen on the seed-0 organism)."
 )
+# The same for a second-world build: its gate figures are a result about the world's design.
+GATE_FAILED_HINT_V2 = (
+    "A second-world build that fails its gate is a result about the world's design, not a draw to skip: "
+    "keep its record (--record), and count it under the study's declared rule (docs/organism.md, 'The study')."
+)
 
 
 def add_arguments(parser):
@@ -187,7 +192,7 @@ def run_build(args) -> int:
         if args.record and e.path:
             _record(args, e.path)
         console.print(f"[red]organism build stopped:[/red] {e}")
-        console.print(GATE_FAILED_HINT)
+        console.print(GATE_FAILED_HINT_V2 if v2 else GATE_FAILED_HINT)
         return 1
     if args.record:
         _record(args, path)

@@ -53,7 +53,7 @@ def test_second_world_flags_without_world_v2_are_a_one_line_error(capsys):
     assert "need --world v2" in capsys.readouterr().err
 
 
-def test_a_failed_v2_build_is_recorded_with_its_figures(tmp_path, monkeypatch):
+def test_a_failed_v2_build_is_recorded_with_its_figures(tmp_path, monkeypatch, capsys):
     import json
 
     from emergent_alignment.io import write_json
@@ -75,6 +75,8 @@ def test_a_failed_v2_build_is_recorded_with_its_figures(tmp_path, monkeypatch):
     assert (row["passed"], row["seed"], row["build_seconds"], row["conscience"]) == (False, 1, 12.5, {"n": 3})
     assert row["arguments"]["world"] == "v2" and row["arguments"]["seed"] == 1
     assert row["checkpoint"].endswith(".gate-failed")
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "a result about the world's design" in err and "another draw" not in err  # not the first world's hint
 
 
 def test_a_cached_v2_organism_is_reused_unless_forced(tmp_path, monkeypatch):
