@@ -26,11 +26,9 @@ def test_gpu_check_tiny_runs_every_case_in_step(tmp_path):
 
 
 def test_gpu_check_plans_the_vllm_pair_only_where_vllm_is_installed(monkeypatch):
-    import importlib.util
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as test_collective_calls imports it
+    import gpu_check
 
-    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
     monkeypatch.setattr(gpu_check, "has_vllm", lambda: False)
     assert not any(v[3] for v in gpu_check.cases(False).values())
     monkeypatch.setattr(gpu_check, "has_vllm", lambda: True)
