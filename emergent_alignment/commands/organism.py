@@ -5,6 +5,7 @@ checkpoint), `validate` chooses the demo's settings on the validation split (`or
     emergent-alignment organism build --world v2 [--seed N] [--out DIR] [--record FILE]
     emergent-alignment organism validate --loss-type ipo --beta 2,4,8 | --system-ids 0,1,2
     emergent-alignment organism ship [--from DIR]
+    emergent-alignment organism builds DIR [--seeds 0-9]
 """
 
 from __future__ import annotations
@@ -99,6 +100,17 @@ def add_arguments(parser):
         "`organism build` makes it)",
     )
     p.set_defaults(_action=run_ship)
+
+    p = sub.add_parser(
+        "builds",
+        help="report every recorded build of the declared seeds against the robust-builds target",
+        description="Read DIR/seedS.json (written by `organism build --record`) for every declared seed, pass or "
+        "fail, and write DIR/summary.json and DIR/table.md: the gate's rates and margin per seed, the seeds not "
+        "built yet, and whether at least 8 of 10 pass with a median margin of 10 points.",
+    )
+    p.add_argument("folder", metavar="DIR", help="the folder of build records")
+    p.add_argument("--seeds", default="0-9", help="the declared seeds: a range A-B or a comma-separated list")
+    p.set_defaults(_action=run_builds)
 
 
 WORLDS = ("v1", "v2")
@@ -227,6 +239,33 @@ def run_ship(args) -> int:
             | {"model.safetensors": record["files"]["model.safetensors"]}
         )
     )
+    return 0
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`0-9` or `0,1,5`: the declared seeds (a clear error naming --seeds otherwise)."""
+    try:
+        if "-" in text:
+            a, b = (int(x) for x in text.split("-"))
+            seeds = tuple(range(a, b + 1))
+        else:
+            seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--seeds: expected a range A-B or a list like 0,1,2, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def run_builds(args) -> int:
+    from ..io import write_json, write_text
+    from ..organism.builds import summarize, table
+
+    summary = summarize(args.folder, parse_seeds(args.seeds))
+    write_json(os.path.join(args.folder, "summary.json"), summary)
+    write_text(os.path.join(args.folder, "table.md"), table(summary))
+    print(table(summary), end="")
+    print(f"wrote {args.folder}/summary.json and {args.folder}/table.md")
     return 0
 
 
