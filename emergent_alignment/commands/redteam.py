@@ -11,7 +11,8 @@ on the model organism (`organism/attacks.py: defence_study`; --model: an organis
 shipped one; a second-world organism, "world": "v2" in its organism.json, on its world's validation
 split: `defence_study_v2`) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
 a second-world organism (--model: its dir) with its world's labels (`organism/refusals.py`) and writes
-the red-team report to DIR.
+the red-team report to DIR (`--split eval`, the default: the world's test prompts, which the study
+pre-registers; `--split train`: the prompts its corpus shows).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def add_arguments(p) -> None:
         "--organism-refusals",
         metavar="DIR",
         help="the guard's cost in refusals on a second-world organism (--model: its dir): the suite on its world's "
-        "test prompts with labels by construction; write the report to DIR and exit",
+        "test prompts (--split eval) or train prompts (--split train) with labels by construction; write the "
+        "report to DIR and exit",
     )
 
 
@@ -76,7 +78,10 @@ def run(args) -> int:
     if args.organism_defences:
         return organism_defences(args.organism_defences, args.model)
     if args.organism_refusals:
-        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8)
+        split = {"eval": "test", "train": "train"}.get(args.split)
+        if split is None:
+            raise ValueError("--organism-refusals: --split eval (the world's test prompts) or train, not all")
+        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8, split)
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
@@ -180,8 +185,9 @@ def organism_defences(out: str, model_dir: str | None) -> int:
     return 0
 
 
-def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int) -> int:
-    """The refusal study on a second-world organism; the report as `redteam` writes it."""
+def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int, split: str = "test") -> int:
+    """The refusal study on a second-world organism (`split`: the world's test or train prompts); the report
+    as `redteam` writes it."""
     import os
 
     from ..adversarial.report import print_tables, write_report
@@ -196,7 +202,8 @@ def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int) 
             "the shipped organism is of the first world)"
         )
     model, tok = load_model(model_dir)
-    report, samples = refusal_study(model, tok, ConscienceConfig.from_pretrained(model_dir), seed, repeats)
+    config = ConscienceConfig.from_pretrained(model_dir)
+    report, samples = refusal_study(model, tok, config, seed, repeats, split=split)
     report["settings"]["model"] = model_dir
     report["provenance"] = provenance()
     write_report(out, report, samples)
