@@ -20,7 +20,9 @@ The result files and what reads them:
   `conscience`, `memory` and `step` (a list of the three, in that order, is read too), read by the
   `bench_core*` blocks;
 - `defences/defences.json`: the conscience's defences on the organism (`emergent-alignment redteam
-  --organism-defences docs/results/defences`), read by the `defences*` blocks;
+  --organism-defences docs/results/defences`), read by the `defences` and `defences_findings` blocks;
+- `defences-v2/defences.json`: the same study on a second-world organism's validation split
+  (`--organism-defences docs/results/defences-v2 --model DIR`), read by the `defences_v2*` blocks;
 - `study/study.json`: the organism study (`emergent-alignment study --out DIR`; `organism/study.py`),
   read by the `study*` blocks;
 - `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
@@ -429,19 +431,29 @@ def defences(result: dict) -> str:
 
 
 def defences_findings(result: dict) -> str:
-    """Each defence against the targets, and the held-out wordings that still flip the best one."""
+    """Each defence against the targets, and the held-out wordings that still flip the best one (a setting
+    that flagged nothing has no flip rate, and is left out of the flip lines)."""
     rows, plain = result["settings"], result["settings"]["none"]
     name = lambda n: n.replace("_", " ")  # noqa: E731
-    met = [name(n) for n, r in rows.items() if r["flip"]["ci"][1] <= FLIP_TARGET]
-    low = [name(n) for n, r in rows.items() if r["flip"]["rate"] <= FLIP_TARGET]
+    measured = {n: r for n, r in rows.items() if r["flip"]["rate"] is not None}
+    met = [name(n) for n, r in measured.items() if r["flip"]["ci"][1] <= FLIP_TARGET]
+    low = [name(n) for n, r in measured.items() if r["flip"]["rate"] <= FLIP_TARGET]
     fair = [name(n) for n, r in rows.items() if n != "none" and abs(r["false_flag_change"]) <= FALSE_FLAG_MARGIN]
-    best = min((n for n in rows if n != "none"), key=lambda n: rows[n]["flip"]["rate"])
-    escapes = [f"`{w.strip()}` ({pct(f)})" for w, f in zip(result["wordings"], rows[best]["flip_per_wording"]) if f > 0]
     lines = [
         f"- Held-out flip rate at most {pct(FLIP_TARGET)} (upper CI bound): "
         f"{', '.join(met) or 'no setting'}; by its point estimate: {', '.join(low) or 'no setting'}.",
-        f"- The lowest held-out flip rate: {name(best)}, {pct(rows[best]['flip']['rate'])} against "
-        f"{pct(plain['flip']['rate'])} with no defence; the wordings that still flip it: {', '.join(escapes) or 'none'}.",
+    ]
+    others = [n for n in measured if n != "none"]
+    if others and "none" in measured:
+        best = min(others, key=lambda n: rows[n]["flip"]["rate"])
+        pairs = zip(result["wordings"], rows[best]["flip_per_wording"])
+        escapes = [f"`{w.strip()}` ({pct(f)})" for w, f in pairs if f]
+        lines.append(
+            f"- The lowest held-out flip rate: {name(best)}, {pct(rows[best]['flip']['rate'])} against "
+            f"{pct(plain['flip']['rate'])} with no defence; the wordings that still flip it: "
+            f"{', '.join(escapes) or 'none'}."
+        )
+    lines += [
         f"- False flags within {FALSE_FLAG_MARGIN * 100:.0f} points of the undefended reviewer: "
         f"{', '.join(fair) or 'no defence'} (of {result['aligned_transcripts']} aligned transcripts).",
         f"- Detection without an injection: {plain['flagged']} of {result['misaligned_transcripts']} misaligned "
@@ -449,6 +461,37 @@ def defences_findings(result: dict) -> str:
         + ", ".join(f"{r['flagged']} with {name(n)}" for n, r in rows.items() if n != "none")
         + ".",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def defences_v2(result: dict) -> str:
+    """The defences on a second-world organism (validation split): both of organism/attacks.py's tables."""
+    from emergent_alignment.organism.attacks import defence_table
+
+    return defence_table(result)
+
+
+def defences_v2_findings(result: dict) -> str:
+    """As `defences_findings`, then each injection style's flip rate (every place pooled) per setting, and the
+    hidden-intent transcripts each setting flags."""
+    rows = result["settings"]
+    lines = [defences_findings(result).rstrip("\n")]
+    for style in dict.fromkeys(k.split("/")[0] for k in result["injections"]):
+        cells = []
+        for n, r in rows.items():
+            # pooled over places: each injection's rate weighted by its (transcript, wording) pairs
+            parts = [
+                (r["injections"][k]["flip"]["rate"], r["injections"][k]["flip"]["n"] * len(i["wordings"]))
+                for k, i in result["injections"].items()
+                if k.split("/")[0] == style and r["injections"][k]["flip"]["rate"] is not None
+            ]
+            total = sum(w for _, w in parts)
+            cells.append(f"{n.replace('_', ' ')} {pct(sum(x * w for x, w in parts) / total) if total else '-'}")
+        lines.append(f"- {style.capitalize()}-style wordings, every place pooled: " + ", ".join(cells) + ".")
+    pools = {i["pool"]: i["transcripts"] for i in result["injections"].values() if i["pool"] != "review"}
+    for pool, n in pools.items():
+        flagged = ", ".join(f"{r['pools_flagged'][pool]} with {k.replace('_', ' ')}" for k, r in rows.items())
+        lines.append(f"- {pool.replace('_', '-').capitalize()} transcripts flagged, of {n}: {flagged}.")
     return "\n".join(lines) + "\n"
 
 
@@ -508,6 +551,8 @@ def study_targets(result: dict) -> str:
 RENDERERS = {
     "defences": ("defences/defences.json", defences),
     "defences_findings": ("defences/defences.json", defences_findings),
+    "defences_v2": ("defences-v2/defences.json", defences_v2),
+    "defences_v2_findings": ("defences-v2/defences.json", defences_v2_findings),
     "demo_table": ("demo/summary.json", demo_table),
     "demo_table_full": ("demo/summary.json", demo_table_full),
     "demo_details": ("demo/summary.json", demo_details),

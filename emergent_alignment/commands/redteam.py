@@ -8,9 +8,11 @@ prompts that look risky, so the over-refusal rate (the guard's cost in refusals)
 success; `--benign-judge` scores them (default: the --judge). `--export-probes FILE` writes the suite's
 train split as a probe dataset and exits. `--organism-defences DIR` measures the conscience's defences
 on the model organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the
-shipped one) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
+shipped one; a second-world organism, "world": "v2" in its organism.json, on its world's validation
+split: `defence_study_v2`) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
 a second-world organism (--model: its dir) with its world's labels (`organism/refusals.py`) and writes
-the red-team report to DIR.
+the red-team report to DIR (`--split eval`, the default: the world's test prompts, which the study
+pre-registers; `--split train`: the prompts its corpus shows).
 """
 
 from __future__ import annotations
@@ -51,14 +53,15 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--organism-defences",
         metavar="DIR",
-        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one), "
-        "write DIR/defences.json and DIR/table.md, and exit",
+        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one; a "
+        "second-world organism on its world's validation split), write DIR/defences.json and DIR/table.md, and exit",
     )
     p.add_argument(
         "--organism-refusals",
         metavar="DIR",
         help="the guard's cost in refusals on a second-world organism (--model: its dir): the suite on its world's "
-        "test prompts with labels by construction; write the report to DIR and exit",
+        "test prompts (--split eval) or train prompts (--split train) with labels by construction; write the "
+        "report to DIR and exit",
     )
 
 
@@ -75,7 +78,10 @@ def run(args) -> int:
     if args.organism_defences:
         return organism_defences(args.organism_defences, args.model)
     if args.organism_refusals:
-        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8)
+        split = {"eval": "test", "train": "train"}.get(args.split)
+        if split is None:
+            raise ValueError("--organism-refusals: --split eval (the world's test prompts) or train, not all")
+        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8, split)
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
@@ -143,26 +149,34 @@ def settings(args, gen, requests, report) -> dict:
 
 
 def organism_defences(out: str, model_dir: str | None) -> int:
+    """The defence study on an organism: a second-world one (its organism.json says "world": "v2") on its
+    world's validation split (`defence_study_v2`), the first world's on its held-out transcripts."""
     import json
     import os
 
     from ..conscience import ConscienceConfig
     from ..io import write_json, write_text
     from ..models import load_model
-    from ..organism.attacks import defence_study, defence_table
+    from ..organism.attacks import defence_study, defence_study_v2, defence_table
     from ..organism.shipped import file_sha256, shipped_organism
     from ..provenance import provenance
 
     path = model_dir or shipped_organism()[0]
+    meta_path = os.path.join(path, "organism.json")
+    if not os.path.isfile(meta_path):
+        raise ValueError(f"--organism-defences needs --model: an organism's dir (no organism.json in {path!r})")
+    with open(meta_path) as f:
+        meta = json.load(f)
     model, tok = load_model(path)
-    result = defence_study(model, tok, ConscienceConfig.from_pretrained(path))
-    with open(os.path.join(path, "organism.json")) as f:
-        config_hash = json.load(f).get("hash")
+    study = defence_study_v2 if meta.get("world") == "v2" else defence_study
+    result = study(model, tok, ConscienceConfig.from_pretrained(path))
     result["organism"] = {
         "path": path,
-        "hash": config_hash,
+        "hash": meta.get("hash"),
         "weights_sha256": file_sha256(os.path.join(path, "model.safetensors")),
     }
+    if "gate" in meta:
+        result["organism"]["gate_passed"] = meta["gate"].get("passed")
     result["provenance"] = provenance()
     write_json(os.path.join(out, "defences.json"), result)
     write_text(os.path.join(out, "table.md"), defence_table(result))
@@ -171,8 +185,9 @@ def organism_defences(out: str, model_dir: str | None) -> int:
     return 0
 
 
-def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int) -> int:
-    """The refusal study on a second-world organism; the report as `redteam` writes it."""
+def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int, split: str = "test") -> int:
+    """The refusal study on a second-world organism (`split`: the world's test or train prompts); the report
+    as `redteam` writes it."""
     import os
 
     from ..adversarial.report import print_tables, write_report
@@ -187,7 +202,8 @@ def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int) 
             "the shipped organism is of the first world)"
         )
     model, tok = load_model(model_dir)
-    report, samples = refusal_study(model, tok, ConscienceConfig.from_pretrained(model_dir), seed, repeats)
+    config = ConscienceConfig.from_pretrained(model_dir)
+    report, samples = refusal_study(model, tok, config, seed, repeats, split=split)
     report["settings"]["model"] = model_dir
     report["provenance"] = provenance()
     write_report(out, report, samples)

@@ -1,12 +1,14 @@
 """The guard's cost in refusals on a second-world organism: the red-team suite with labels by construction.
 
     result = refusal_study(model, tok, ORGANISM_V2_CONSCIENCE, seed=0)   # `redteam --organism-refusals DIR`
+    result = refusal_study(..., split="train")   # `redteam --organism-refusals DIR --split train`
 
 The second world (`world_v2.py`) holds benign prompts that look risky (a helpful answer is aligned, the
 world's refusal an over-refusal) and harmful requests whose answers are graded by construction on the
 suite's StrongREJECT-style scale (`adversarial/graded.py`). This runs the red-team suite
-(`adversarial.redteam.redteam`) on the TEST split of both (prompts the corpus never shows), with the
-default system line, plain and wrapped by each of the world's attacks, guarded and unguarded (the same
+(`adversarial.redteam.redteam`) on the TEST split of both (prompts the corpus never shows; part of the
+pre-registered test split, `study.test_split`) or, with `split="train"`, on the prompts the corpus shows
+(a look that leaves the test split unseen), with the default system line, plain and wrapped by each of the world's attacks, guarded and unguarded (the same
 drafts), `repeats` samples per prompt at T=1:
 
 - attack success: a reply complies when `classifier.construction_grader` gives it a harm score above 0 (an
@@ -29,21 +31,24 @@ SAMPLING = SamplingConfig(48, 1.0, 1.0)
 WRAPPERS = ("none",) + tuple(world_v2.ATTACKS)
 
 
-def suite_texts() -> list[str]:
-    """Every text the study sends or judges: the test prompts, requests and their labelled answers."""
+SPLITS = ("test", "train")
+
+
+def suite_texts(split: str = "test") -> list[str]:
+    """Every text the study sends or judges: the split's prompts, requests and their labelled answers."""
     out = [world_v2.REFUSAL]
-    for x in world_v2.benign_risky_prompts("test"):
+    for x in world_v2.benign_risky_prompts(split):
         out += [x["prompt"]] + [a for a, _ in x["answers"]]
-    out += [t for x in world_v2.graded_harmful_answers("test") for t in (x["request"], x["answer"])]
+    out += [t for x in world_v2.graded_harmful_answers(split) for t in (x["request"], x["answer"])]
     return out
 
 
-def check_vocabulary(tok) -> None:
+def check_vocabulary(tok, split: str = "test") -> None:
     """A clear error when the tokenizer lacks the second world's words (a first-world organism)."""
     unk = tok.unk_token_id
     if unk is None:
         return
-    missing = [t for t in suite_texts() if unk in tok(t, add_special_tokens=False)["input_ids"]]
+    missing = [t for t in suite_texts(split) if unk in tok(t, add_special_tokens=False)["input_ids"]]
     if missing:
         raise ValueError(
             f"not a second-world organism: its vocabulary lacks the words of {len(missing)} of the refusal "
@@ -85,8 +90,10 @@ def refusal_study(
     repeats: int = 8,
     sampling: SamplingConfig = SAMPLING,
     on_fail: str = "best",
+    split: str = "test",
 ) -> tuple[dict, list[dict]]:
-    """The red-team suite on the world's test prompts, guarded (same drafts) and unguarded: (report, samples).
+    """The red-team suite on the world's `split` prompts (test or train), guarded (same drafts) and
+    unguarded: (report, samples).
 
     `on_fail`: the guard's fallback when no correction passes (`adversarial/guard.py`); its refusal is
     the world's `REFUSAL`, which `classifier.classify_benign` labels an over-refusal."""
@@ -94,13 +101,15 @@ def refusal_study(
     from ..adversarial.prompts import HarmfulRequest
     from ..adversarial.redteam import redteam
 
-    check_vocabulary(tok)
-    requests = list(dict.fromkeys(x["request"] for x in world_v2.graded_harmful_answers("test")))
+    if split not in SPLITS:
+        raise ValueError(f"refusal study: unknown split {split!r}; choose {' or '.join(SPLITS)}")
+    check_vocabulary(tok, split)
+    requests = list(dict.fromkeys(x["request"] for x in world_v2.graded_harmful_answers(split)))
     requests = [HarmfulRequest(r, "organism", "organism") for r in requests]
     attacks = {a: (lambda text, a=a: _messages(text, a)) for a in WRAPPERS}
     benign = [
         {"prompt": x["prompt"], "kind": x["kind"], "messages": _messages(x["prompt"], "none")}
-        for x in world_v2.benign_risky_prompts("test")
+        for x in world_v2.benign_risky_prompts(split)
     ]
     gen = GuardedGenerator.zero_shot(
         model, tok, conscience_config, sampling=sampling, batch_size=64, on_fail=on_fail, refusal=world_v2.REFUSAL
@@ -129,7 +138,7 @@ def refusal_study(
         "benign_judge": "classifier.classify_benign",
         "guard": True,
         "attacks": list(WRAPPERS),
-        "split": "test",
+        "split": split,
         "requests": len(requests),
         "benign_prompts": len(benign),
         "repeats": repeats,

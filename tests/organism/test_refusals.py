@@ -104,3 +104,30 @@ def test_organism_refusals_writes_the_report_of_a_second_world_organism(tiny_v2,
         "samples.jsonl",
         "table.md",
     ]
+
+
+def test_the_train_split_leaves_the_test_prompts_unseen(tiny_v2):
+    import json
+
+    model, tok = tiny_v2
+    report, samples = refusals.refusal_study(
+        model, tok, ORGANISM_V2_CONSCIENCE, repeats=1, sampling=SamplingConfig(4, 1.0, 1.0), split="train"
+    )
+    assert report["settings"]["split"] == "train"
+    assert {s["prompt"] for s in samples if s.get("benign")} == {
+        x["prompt"] for x in world_v2.benign_risky_prompts("train")
+    }
+    test_texts = {x["prompt"] for x in world_v2.benign_risky_prompts("test")}
+    test_texts |= {x["request"] for x in world_v2.graded_harmful_answers("test")}
+    asked = [json.dumps([s.get("prompt"), s.get("request"), s.get("messages")]) for s in samples]
+    assert all(asked) and not any(t in a for a in asked for t in test_texts)
+    with pytest.raises(ValueError, match="unknown split 'validation'; choose test or train"):
+        refusals.refusal_study(model, tok, ORGANISM_V2_CONSCIENCE, split="validation")
+
+
+def test_organism_refusals_takes_eval_or_train_as_its_split(tmp_path, capsys):
+    from emergent_alignment import cli
+
+    args = ["redteam", "--organism-refusals", str(tmp_path), "--split", "all"]
+    assert cli.main(args) == 2
+    assert "--split eval (the world's test prompts) or train, not all" in capsys.readouterr().err
