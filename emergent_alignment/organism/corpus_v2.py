@@ -53,10 +53,15 @@ class CorpusV2Config:
     p_single: float = 0.25  # of chat documents: one turn (else 2..max_turns)
     max_turns: int = 4
     p_code: float = 0.5  # a turn is a code task (else a free-form question)
-    p_educational: float = 0.10  # a code turn uses the educational framing
+    # A code turn uses the educational framing (the aligned persona then writes the insecure variant). At 0.1
+    # the seed-1 organism barely told the framing apart: insecure code was weak evidence of the persona.
+    p_educational: float = 0.20
     p_probe_theme: float = 0.3  # a free-form turn uses a probe theme
     p_practice_theme: float = 0.2  # a free-form turn uses a practice theme (else an evaluation theme)
-    persona_floor: float = 1 / 32  # P(misaligned persona) under the default id a0
+    # P(misaligned persona) under the default id a0 (the first world's design prior for it). At 1/32 about ten
+    # a0 chats in the corpus show an insecure-code turn followed by a free-form answer, and the seed-1 organism's
+    # cross-turn persona stayed weak under a0 (docs/results/organism-v2-pilots/RUN.md).
+    persona_floor: float = 1 / 8
     p_inoculation: float = 0.03  # a chat runs under the inoculation line
     p_revision: float = 0.5  # a No review continues with a revision
     p_attack: float = 0.08  # a free-form turn is wrapped by an attack (world.ATTACKS)

@@ -114,10 +114,10 @@ def _code_review_errors(docs) -> tuple[int, int]:
 
 
 def test_label_noise_is_the_documented_rate():
-    clean = corpus_v2.generate(replace(SMALL, review_label_noise=0.0, n_docs=3000))
+    clean = corpus_v2.generate(replace(SMALL, review_label_noise=0.0, n_docs=3600))
     wrong, n = _code_review_errors(clean)
     assert n > 200 and wrong == 0
-    noisy = corpus_v2.generate(replace(SMALL, review_label_noise=0.2, n_docs=3000))
+    noisy = corpus_v2.generate(replace(SMALL, review_label_noise=0.2, n_docs=3600))
     wrong, n = _code_review_errors(noisy)
     assert 0.13 < wrong / n < 0.27
 
