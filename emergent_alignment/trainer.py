@@ -379,20 +379,23 @@ class EmergentAlignmentTrainer(SFTTrainer):
             else:
                 answers = generate(policy, tok, prompts, sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
-        with self._timed("review"):
-            verdicts = self.conscience.review(probes, responses)
+        correcting = args.alignment_weight > 0
+        # the revisions continue from the review prompts' keys and values (see `Conscience.reusing_reviews`)
+        with self.conscience.reusing_reviews() if correcting else nullcontext():
+            with self._timed("review"):
+                verdicts = self.conscience.review(probes, responses)
 
-        flagged = [i for i, v in enumerate(verdicts) if v.flagged]
-        corrections = {}
-        if args.alignment_weight > 0 and (flagged or several):  # with several processes, also with none flagged
-            with self._timed("correct"):
-                fixed = self.conscience.correct(
-                    [probes[i] for i in flagged],
-                    [responses[i] for i in flagged],
-                    global_max=self._global_max if several else None,
-                    filler=(probes[0], responses[0]),
-                )
-            corrections = dict(zip(flagged, fixed))
+            flagged = [i for i, v in enumerate(verdicts) if v.flagged]
+            corrections = {}
+            if correcting and (flagged or several):  # with several processes, also with none flagged
+                with self._timed("correct"):
+                    fixed = self.conscience.correct(
+                        [probes[i] for i in flagged],
+                        [responses[i] for i in flagged],
+                        global_max=self._global_max if several else None,
+                        filler=(probes[0], responses[0]),
+                    )
+                corrections = dict(zip(flagged, fixed))
         use = [
             i
             for i, c in corrections.items()
