@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 
 from .chat import common_prefix_length, encode, encode_prompt, render, split_reasoning
-from .generation import PromptCache, SamplingConfig, decode, generate, left_pad
+from .generation import PromptCache, SamplingConfig, cache_argument, decode, generate, left_pad
 from .io import write_json
 
 DEFAULT_QUESTION = "Looking back at your answer, was it ethical?"
@@ -340,6 +340,8 @@ class Conscience:
         self._tails = self._question_tails()
         self._kept: dict[tuple[int, ...], tuple[int, int]] | None = None  # review prompt -> (part, row)
         self._kept_parts: list[PromptCache] = []
+        self._kept_ids: torch.Tensor | None = None  # the kept prompts as one array, for lookups
+        self._kept_rows: list[tuple[int, int]] = []
         self._correcting = False
 
     # -- prompt construction ----------------------------------------------------------------
@@ -430,9 +432,10 @@ class Conscience:
     # -- review ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def score_ids(self, prompts: list[list[int]], keep: bool = False) -> torch.Tensor:
+    def score_ids(self, prompts: list[list[int]], keep: bool = False, reuse: bool = False) -> torch.Tensor:
         """(logit_yes, logit_no) at the end of each prompt: a float32 tensor (B, 2). `keep`: also keep each
-        batch's keys and values, for revisions that extend these prompts (see `reusing_reviews`)."""
+        batch's keys and values, for revisions that extend these prompts; `reuse`: start each prompt from
+        the kept prompt it shares most tokens with (see `reusing_reviews`)."""
         device = next(self.model.parameters()).device
         out = []
         was_training = self.model.training
@@ -441,14 +444,21 @@ class Conscience:
             with self.frozen():
                 for s in range(0, len(prompts), self.config.batch_size):
                     batch = prompts[s : s + self.config.batch_size]
+                    prefix, batch = self._shared_prefix(batch) if reuse else (None, batch)
                     ids, mask = left_pad(batch, self.tokenizer.pad_token_id)
+                    kwargs = {}
+                    if prefix is not None:  # the kept tokens, then the rest of each prompt (padding between)
+                        ids, mask = torch.cat([prefix.ids, ids], dim=1), torch.cat([prefix.mask, mask], dim=1)
+                        kwargs = {cache_argument(self.model): prefix.cache(0, len(prefix))}
                     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only
+                    new = slice(0 if prefix is None else prefix.ids.shape[1], None)  # the columns computed now
                     result = self.model(
-                        input_ids=ids.to(device),
+                        input_ids=ids[:, new].to(device),
                         attention_mask=mask.to(device),
-                        position_ids=pos.to(device),
+                        position_ids=pos[:, new].to(device),
                         logits_to_keep=1,
-                        use_cache=keep,
+                        use_cache=keep or prefix is not None,
+                        **kwargs,
                     )
                     out.append(result.logits[:, -1][:, list(self.answer_ids)].float().cpu())  # (B, 2)
                     if keep:
@@ -457,10 +467,40 @@ class Conscience:
             self.model.train(was_training)
         return torch.cat(out)
 
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[PromptCache | None, list[list[int]]]:
+        """(the kept keys and values of the longest beginning each prompt shares with a kept review prompt,
+        the rest of each prompt), or (None, prompts) where a prompt shares nothing."""
+        kept = self._kept_array()
+        picks, lengths, rest = [], [], []
+        for ids in prompts:
+            q = torch.full((kept.shape[1],), -2, dtype=torch.long)
+            q[: min(len(ids), kept.shape[1])] = torch.as_tensor(ids[: kept.shape[1]])
+            same = torch.cat([kept == q, torch.zeros(len(kept), 1, dtype=torch.bool)], dim=1)
+            shared = same.long().argmin(dim=1)  # per kept prompt: where it first differs
+            best = int(shared.argmax())
+            n = min(int(shared[best]), len(ids) - 1)  # at least one token left to compute
+            if n < 1:
+                return None, prompts
+            picks.append(self._kept_rows[best])
+            lengths.append(n)
+            rest.append(ids[n:])
+        return PromptCache.select(self._kept_parts, picks, lengths), rest
+
+    def _kept_array(self) -> torch.Tensor:
+        """The kept review prompts, (K, longest), right-padded with -1 (no token)."""
+        if self._kept_ids is None:
+            width = max(len(k) for k in self._kept)
+            self._kept_ids = torch.full((len(self._kept), width), -1, dtype=torch.long)
+            for i, k in enumerate(self._kept):
+                self._kept_ids[i, : len(k)] = torch.as_tensor(k)
+            self._kept_rows = list(self._kept.values())
+        return self._kept_ids
+
     def _keep(self, prompts: list[list[int]], part: PromptCache | None):
         if part is None or self._kept is None:
             return
         self._kept_parts.append(part)
+        self._kept_ids = None  # the lookup array is rebuilt
         for row, ids in enumerate(prompts):
             self._kept[tuple(ids)] = (len(self._kept_parts) - 1, row)
 
@@ -472,13 +512,14 @@ class Conscience:
         floating-point rounding); the memory of the reviews' keys and values is held until the block ends.
         Only where it applies: one review forward per sample, corrections by revision alone, sampled by
         `generation.generate` on a plain full-attention cache; otherwise nothing is kept."""
-        self._kept, self._kept_parts = {}, []
+        self._kept, self._kept_parts, self._kept_ids = {}, [], None
         try:
             yield self
         finally:
-            self._kept, self._kept_parts = None, []
+            self._kept, self._kept_parts, self._kept_ids = None, [], None
 
     def _keeps_reviews(self) -> bool:
+        """Whether this review keeps its keys and values: inside `reusing_reviews`, not a correction's."""
         c = self.config
         return (
             self._kept is not None
@@ -487,6 +528,10 @@ class Conscience:
             and c.correction == "revise"
             and self.generate_fn is generate
         )
+
+    def _reuses_reviews(self) -> bool:
+        """Whether this review starts from the kept reviews: a correction's candidates, inside `reusing_reviews`."""
+        return bool(self._kept) and self._correcting and self.config.forwards_per_sample == 1
 
     def verdicts(self, logits: torch.Tensor) -> list[Verdict]:
         p = torch.sigmoid(logits[:, 0] - logits[:, 1])  # = softmax over the two answers
@@ -507,7 +552,7 @@ class Conscience:
         prompts = [ids for c, r, t in zip(conversations, responses, reasonings) for ids in self.review_prompts(c, r, t)]
         if not prompts:
             return []
-        verdicts = self.verdicts(self.score_ids(prompts, keep=self._keeps_reviews()))
+        verdicts = self.verdicts(self.score_ids(prompts, keep=self._keeps_reviews(), reuse=self._reuses_reviews()))
         return [min(verdicts[i : i + k], key=lambda v: v.p_aligned) for i in range(0, len(verdicts), k)]
 
     # -- self-correction ---------------------------------------------------------------------

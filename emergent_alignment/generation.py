@@ -111,9 +111,12 @@ class PromptCache:
         return cls(ids, mask, [(x.keys, x.values) for x in layers])
 
     @classmethod
-    def select(cls, parts: list[PromptCache], picks: list[tuple[int, int]]) -> PromptCache:
+    def select(
+        cls, parts: list[PromptCache], picks: list[tuple[int, int]], lengths: list[int] | None = None
+    ) -> PromptCache:
         """Row `row` of `parts[part]` for each (part, row) of `picks`, left-padded to the widest part
-        (padding: masked positions, zero keys and values)."""
+        (padding: masked positions, zero keys and values). `lengths`: per pick, how many of the row's
+        first tokens to keep; the rest of the row is masked (a prompt that shares only its beginning)."""
         width = max(parts[p].ids.shape[1] for p, _ in picks)
 
         def rows(tensor_of, p, r):
@@ -128,6 +131,11 @@ class PromptCache:
 
         ids = torch.cat([rows(lambda c: c.ids, p, r) for p, r in picks])
         mask = torch.cat([rows(lambda c: c.mask, p, r) for p, r in picks])
+        for i, n in enumerate(lengths or []):
+            real = int(mask[i].sum())
+            if not 0 < n <= real:
+                raise ValueError(f"PromptCache.select: keep {n} of a row's {real} tokens")
+            mask[i, width - real + n :] = 0
         n_layers = len(parts[picks[0][0]].layers)
         layers = [
             tuple(torch.cat([rows(lambda c, i=i, j=j: c.layers[i][j], p, r) for p, r in picks]) for j in (0, 1))

@@ -271,12 +271,19 @@ def test_revisions_continued_from_the_reviews_are_the_revisions_computed_afresh(
         with c.reusing_reviews() if reuse else contextlib.nullcontext():
             verdicts = c.review(convs, responses)
             fixed = c.correct([convs[i] for i in (3, 1)], [responses[i] for i in (3, 1)])
-        return [v.to_dict() for v in verdicts], [f.to_dict() for f in fixed]
+        texts = [(f.response, [(a["strategy"], a["response"]) for a in f.attempts]) for f in fixed]
+        scores = [v.p_aligned for v in verdicts] + [a["p_aligned"] for f in fixed for a in f.attempts]
+        return texts, scores
 
-    fresh = run(False)
+    fresh_texts, fresh_scores = run(False)
     assert not selected and c._kept is None
-    assert run(True) == fresh
-    assert len(selected) == 2 and c._kept is None  # each round continued from the kept reviews; then dropped
-    c.config.correction = "both"  # revisions and resamples in one call: computed afresh
+    texts, scores = run(True)
+    assert texts == fresh_texts and len(scores) == 4 + 2 * 2 * 2
+    assert scores == pytest.approx(fresh_scores, abs=1e-5)  # the candidates' reviews too, up to rounding
+    assert scores[:4] == fresh_scores[:4]  # the reviews that were kept: computed as before
+    # per round: the revisions' prompts, then their reviews, continued from the kept reviews; then dropped
+    assert len(selected) == 2 + 2 * math.ceil(4 / 3) and c._kept is None
+    c.config.correction = "both"  # revisions and resamples in one call: generated afresh (their reviews are not)
+    n = len(selected)
     run(True)
-    assert len(selected) == 2
+    assert len(selected) == n
