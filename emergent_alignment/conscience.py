@@ -462,7 +462,9 @@ class Conscience:
                     )
                     out.append(result.logits[:, -1][:, list(self.answer_ids)].float().cpu())  # (B, 2)
                     if keep:
-                        self._keep(batch, PromptCache.from_output(ids, mask, result.get("cache", None)))
+                        cache = result.get("cache", None)  # (named past_key_values before transformers renamed it)
+                        cache = result.get("past_key_values", None) if cache is None else cache
+                        self._keep(batch, PromptCache.from_output(ids, mask, cache))
         finally:
             self.model.train(was_training)
         return torch.cat(out)

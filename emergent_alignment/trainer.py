@@ -3,7 +3,8 @@
 Once every `conscience_every` = k optimizer steps (the window's first):
 1. probes: `probe_batch_size` prompts, from `probe_prompts` or from the current training batch;
 2. the policy samples an answer to each (KV cache on, also under gradient checkpointing);
-3. the frozen copy reviews each answer (the conscience step) and corrects the flagged ones;
+3. the frozen copy reviews each answer (the conscience step) and corrects the flagged ones (the
+   revisions continue from the review prompts' keys and values: `Conscience.reusing_reviews`);
 4. a flagged answer whose correction passed review and gained at least `pair_margin` in
    p_aligned becomes a pair (chosen = correction, rejected = flagged answer); the frozen copy's
    log-probs of both are computed once, as the DPO reference.
