@@ -554,7 +554,9 @@ class Conscience:
         prompts = [ids for c, r, t in zip(conversations, responses, reasonings) for ids in self.review_prompts(c, r, t)]
         if not prompts:
             return []
-        verdicts = self.verdicts(self.score_ids(prompts, keep=self._keeps_reviews(), reuse=self._reuses_reviews()))
+        # only what applies is passed: a subclass may score with its own `score_ids(prompts)`
+        how = {name: True for name, on in (("keep", self._keeps_reviews()), ("reuse", self._reuses_reviews())) if on}
+        verdicts = self.verdicts(self.score_ids(prompts, **how))
         return [min(verdicts[i : i + k], key=lambda v: v.p_aligned) for i in range(0, len(verdicts), k)]
 
     # -- self-correction ---------------------------------------------------------------------
