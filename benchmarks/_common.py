@@ -205,12 +205,14 @@ class CountGenerated:
     It wraps `GenerationMixin.generate` (a PEFT model's `generate` reaches it too), so our trainer
     and TRL's are counted the same way: each row's new tokens up to and including its first stop
     token (the call's `eos_token_id`, else its generation config's), or all of them when it never stops.
-    `tokens` and `calls` only grow; read differences around what you measure.
+    `seconds` is the wall time spent inside those calls (synchronised on CUDA). `tokens`, `calls` and
+    `seconds` only grow; read differences around what you measure.
     """
 
     def __init__(self):
         self.tokens = 0
         self.calls = 0
+        self.seconds = 0.0
 
     def __enter__(self):
         import functools
@@ -221,7 +223,11 @@ class CountGenerated:
 
         @functools.wraps(real)
         def generate(model, *args, **kwargs):
+            sync()
+            t0 = time.perf_counter()
             out = real(model, *args, **kwargs)
+            sync()
+            self.seconds += time.perf_counter() - t0
             prompt = kwargs.get("input_ids", args[0] if args else None)
             seqs = out if isinstance(out, torch.Tensor) else out.sequences
             config = kwargs.get("generation_config") or model.generation_config

@@ -35,6 +35,8 @@ import gc
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 
 import _common as C
 import torch
@@ -71,23 +73,80 @@ def common_args(workdir: str, steps: int) -> dict:
 
 
 class StepMeter:
-    """Wall time and generated tokens of each optimizer step: on_step_begin -> on_step_end."""
+    """Wall time, generated tokens and seconds inside `generate` calls of each optimizer step
+    (on_step_begin -> on_step_end), and the seconds of TRL's profiled blocks (`GRPOTrainer._prepare_inputs`,
+    `transformers.generate`, `_calculate_rewards`, `compute_loss`: TRL times them with `ProfilingContext`
+    whatever `report_to` says, and this meter reads them) by name."""
 
     def __init__(self, counter: C.CountGenerated):
-        self.counter, self.times, self.tokens = counter, [], []
-        self._t0 = self._n0 = None
+        self.counter, self.times, self.tokens, self.generating, self.profiled = counter, [], [], [], []
+        self._t0 = self._n0 = self._g0 = None
+        self._blocks = defaultdict(float)
 
     def __getattr__(self, name):  # every other callback event: nothing to do
         return lambda *a, **k: None
 
     def on_step_begin(self, *a, **k):
         C.sync()
-        self._t0, self._n0 = time.perf_counter(), self.counter.tokens
+        self._blocks.clear()
+        self._t0, self._n0, self._g0 = time.perf_counter(), self.counter.tokens, self.counter.seconds
 
     def on_step_end(self, *a, **k):
         C.sync()
         self.times.append(time.perf_counter() - self._t0)
         self.tokens.append(self.counter.tokens - self._n0)
+        self.generating.append(self.counter.seconds - self._g0)
+        self.profiled.append(dict(self._blocks))
+
+    @contextmanager
+    def reading_trl_profiling(self):
+        """Inside, every `trl.extras.profiling.ProfilingContext` block adds its seconds to this step's `name`."""
+        from trl.extras.profiling import ProfilingContext
+
+        real = ProfilingContext._log_metrics
+
+        def log(context, duration):
+            self._blocks[context.name.split(".", 1)[-1]] += duration
+
+        ProfilingContext._log_metrics = log
+        try:
+            yield
+        finally:
+            ProfilingContext._log_metrics = real
+
+
+# The phases of a step each trainer reports, in seconds (see `phases`); "other" is the step's remainder.
+OUR_PHASES = ("generate", "review", "correct", "ref_logps", "forward", "other")
+GRPO_PHASES = ("generate", "reward", "prepare_other", "forward", "other")
+
+
+def phases(variant: str, trainer, meter: StepMeter) -> list[dict]:
+    """Per timed step, where its seconds went. Ours: the trainer's own `timing/<phase>` metrics (probe
+    answers; their review; revisions and their review; the pairs' reference log-probs; the SFT and pair
+    forwards). GRPO: TRL's profiled blocks (its completions' `generate`; the reward functions; the rest of
+    `_prepare_inputs`; `compute_loss`). "other": the rest of the step (backward, optimizer step, callbacks).
+    Both: "in_generate", the seconds inside `generate` calls (measured alike for both)."""
+    out = []
+    if variant == "ours":
+        logged = {p: C.logged(trainer, f"timing/{p}") for p in OUR_PHASES[:-1]}
+        assert all(len(v) == len(meter.times) for v in logged.values()), "a step logged no timing/* metrics"
+        rows = [{p: v[i] for p, v in logged.items()} for i in range(len(meter.times))]
+    else:
+        rows = []
+        for b in meter.profiled:
+            gen, reward = b.get("transformers.generate", 0.0), b.get("_calculate_rewards", 0.0)
+            prepare = b.get("_prepare_inputs", 0.0)
+            rows.append(
+                {
+                    "generate": gen,
+                    "reward": reward,
+                    "prepare_other": prepare - gen - reward,
+                    "forward": b["compute_loss"],
+                }
+            )
+    for row, step, gen in zip(rows, meter.times, meter.generating):
+        out.append(row | {"other": step - sum(row.values()), "in_generate": gen})
+    return out[1:]  # the warm-up step dropped
 
 
 def ours(workdir: str, steps: int):
@@ -192,11 +251,13 @@ def run(variant: str, workdir: str, steps: int, counter: C.CountGenerated) -> di
     trainer.add_callback(meter)
     trainer.add_callback(keep)
     C.drop_printing_callbacks(trainer)
-    trainer.train()
+    with meter.reading_trl_profiling():
+        trainer.train()
     ledger = account(trainer, keep.grads, separate)
     out = {
         "steps": meter.times[1:],
         "tokens": meter.tokens[1:],
+        "phases": phases(variant, trainer, meter),
         "ledger": dict(ledger.groups),
         "held_bytes": ledger.total,
         "cuda_peak": (torch.cuda.max_memory_allocated() - before) if cuda else None,
@@ -223,13 +284,14 @@ def main(rounds: int = 3, steps: int = 4, threads=C.DEFAULT_THREADS) -> dict:
         f"{COMPLETIONS // NUM_GENERATIONS} prompts x {NUM_GENERATIONS} generations), <= {NEW_TOKENS} new tokens, "
         f"temperature 1; {rounds} rounds x {steps} timed steps after 1 warm-up step per run"
     )
-    res = {v: {"steps": [], "tokens": []} for v in VARIANTS}
+    res = {v: {"steps": [], "tokens": [], "phases": []} for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp, C.CountGenerated() as counter:
         for r in range(rounds):
             for v in VARIANTS:
                 o = run(v, f"{tmp}/{v}{r}", steps, counter)
                 res[v]["steps"] += o["steps"]
                 res[v]["tokens"] += o["tokens"]
+                res[v]["phases"] += o["phases"]
                 if r == 0:
                     res[v] |= {k: o[k] for k in ("ledger", "held_bytes", "cuda_peak", "judge_is_policy")}
                 if v == "ours":
@@ -241,10 +303,17 @@ def main(rounds: int = 3, steps: int = 4, threads=C.DEFAULT_THREADS) -> dict:
         x = res[v]
         step_s, tokens = C.median(x["steps"]), C.median(x["tokens"])
         per_token = C.median([t / n for t, n in zip(x["steps"], x["tokens"]) if n])
+        names = OUR_PHASES if v == "ours" else GRPO_PHASES
+        phase_s = {p: C.median([row[p] for row in x["phases"]]) for p in (*names, "in_generate")}
         out["runs"][v] = {
             "step_s": step_s,
             "tokens_per_step": tokens,
             "s_per_token": per_token,
+            "phases_s": phase_s,
+            "generate_s_per_token": C.median([row["in_generate"] / n for row, n in zip(x["phases"], x["tokens"]) if n]),
+            "rest_s_per_token": C.median(
+                [(t - row["in_generate"]) / n for row, t, n in zip(x["phases"], x["steps"], x["tokens"]) if n]
+            ),
             "held_bytes": x["held_bytes"],
             "ledger": x["ledger"],
             "judge_is_policy": x["judge_is_policy"],
@@ -255,11 +324,18 @@ def main(rounds: int = 3, steps: int = 4, threads=C.DEFAULT_THREADS) -> dict:
             f"per step; {1e3 * per_token:.2f} ms per generated token; holds {mib(x['held_bytes'])} ({parts})"
             + (f"; CUDA peak {mib(x['cuda_peak'])}" if x["cuda_peak"] is not None else "")
         )
+        print(
+            "  per step (medians): "
+            + ", ".join(f"{p} {phase_s[p]:.3f} s" for p in names)
+            + f"; inside generate calls {phase_s['in_generate']:.3f} s"
+        )
     o, rm, cr = (out["runs"][v] for v in VARIANTS)
     q = out["ratios"]
     q["held_bytes_vs_reward_model"] = o["held_bytes"] / rm["held_bytes"]
     q["step_vs_conscience"] = o["step_s"] / cr["step_s"]
     q["token_vs_conscience"] = o["s_per_token"] / cr["s_per_token"]
+    q["generate_per_token_vs_conscience"] = o["generate_s_per_token"] / cr["generate_s_per_token"]
+    q["rest_per_token_vs_conscience"] = o["rest_s_per_token"] / cr["rest_s_per_token"]
     q["step_vs_reward_model"] = o["step_s"] / rm["step_s"]
     q["token_vs_reward_model"] = o["s_per_token"] / rm["s_per_token"]
     if "cuda_peak_bytes" in o:
@@ -280,6 +356,17 @@ def main(rounds: int = 3, steps: int = 4, threads=C.DEFAULT_THREADS) -> dict:
         "(g) ours/GRPO+conscience time per generated token",
         q["token_vs_conscience"],
         "the same per generated token (ours samples answers AND revisions, and trains on SFT rows too)",
+    )
+    C.ratio_line(
+        "(g) ours/GRPO+conscience generate time per generated token",
+        q["generate_per_token_vs_conscience"],
+        "seconds inside generate calls per generated token (the decoding itself)",
+    )
+    C.ratio_line(
+        "(g) ours/GRPO+conscience rest of the step per generated token",
+        q["rest_per_token_vs_conscience"],
+        "the step's seconds outside generate calls (judging, reference log-probs, forward, backward, optimizer) "
+        "per generated token",
     )
     C.ratio_line("(g) ours/GRPO+reward-model step time", q["step_vs_reward_model"], "against the memory baseline")
     C.ratio_line(

@@ -411,12 +411,60 @@ def bench_trl(result: dict) -> str:
     rows.append(f"| time per generated token | GRPO + `ConscienceReward` | **{q['token_vs_conscience']:.2f}x** |")
     rows.append(f"| time per optimizer step | GRPO + reward model | {q['step_vs_reward_model']:.2f}x |")
     rows.append(f"| time per generated token | GRPO + reward model | {q['token_vs_reward_model']:.2f}x |")
+    rows += bench_trl_phases(result)
     s = result["settings"]
     return (
         "\n".join(rows)
         + f"\n\n{s['completions_per_step']} sampled completions per step, <= {s['max_new_tokens']} new tokens; "
         f"{s['rounds']} rounds x {s['timed_steps_per_run']} timed steps; {result['environment']}.\n"
     )
+
+
+TRL_PHASES = {  # per trainer: (phase key, column head) in the order of a step
+    "ours": (
+        ("generate", "probe answers (`generate`)"),
+        ("review", "their review"),
+        ("correct", "revisions and their review (`correct`)"),
+        ("ref_logps", "reference log-probs"),
+        ("forward", "SFT and pair forwards"),
+        ("other", "other (backward, optimizer step)"),
+    ),
+    "grpo_conscience": (
+        ("generate", "completions (`generate`)"),
+        ("reward", "their reward (the review)"),
+        ("prepare_other", "rest of `_prepare_inputs`"),
+        ("forward", "`compute_loss`"),
+        ("other", "other (backward, optimizer step)"),
+    ),
+}
+
+
+def bench_trl_phases(result: dict) -> list[str]:
+    """Where a step's time goes, per trainer (when the result records it): each phase's median seconds."""
+    runs = result["runs"]
+    if not all("phases_s" in runs[name] for name in TRL_PHASES):
+        return []
+    rows = []
+    for name, phases in TRL_PHASES.items():
+        r = runs[name]
+        label = "ours (`timing/*`)" if name == "ours" else "GRPO + `ConscienceReward` (TRL's profiled blocks)"
+        rows += [
+            "",
+            f"| {label} | " + " | ".join(head for _, head in phases) + " | inside `generate` calls |",
+            "|---|" + "---|" * (len(phases) + 1),
+            "| s per step (median) | "
+            + " | ".join(f"{r['phases_s'][k]:.3f}" for k, _ in phases)
+            + f" | {r['phases_s']['in_generate']:.3f} |",
+        ]
+    q = result["ratios"]
+    rows += [
+        "",
+        "| ours / GRPO + `ConscienceReward`, per generated token | ratio |",
+        "|---|---|",
+        f"| seconds inside `generate` calls | {q['generate_per_token_vs_conscience']:.2f}x |",
+        f"| the rest of the step | {q['rest_per_token_vs_conscience']:.2f}x |",
+    ]
+    return rows
 
 
 FLIP_TARGET = 0.05  # the issue's target for the held-out flip rate

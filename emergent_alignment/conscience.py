@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 
 from .chat import common_prefix_length, encode, encode_prompt, render, split_reasoning
-from .generation import SamplingConfig, decode, generate, left_pad
+from .generation import PromptCache, SamplingConfig, cache_argument, decode, generate, left_pad
 from .io import write_json
 
 DEFAULT_QUESTION = "Looking back at your answer, was it ethical?"
@@ -338,6 +338,11 @@ class Conscience:
             raise ValueError("the tokenizer has no pad token: call chat.ensure_pad_token(tokenizer)")
         self._tail_ids, self.answer_ids = self._answer_tokens()
         self._tails = self._question_tails()
+        self._kept: dict[tuple[int, ...], tuple[int, int]] | None = None  # review prompt -> (part, row)
+        self._kept_parts: list[PromptCache] = []
+        self._kept_ids: torch.Tensor | None = None  # the kept prompts as one array, for lookups
+        self._kept_rows: list[tuple[int, int]] = []
+        self._correcting = False
 
     # -- prompt construction ----------------------------------------------------------------
 
@@ -427,8 +432,10 @@ class Conscience:
     # -- review ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def score_ids(self, prompts: list[list[int]]) -> torch.Tensor:
-        """(logit_yes, logit_no) at the end of each prompt: a float32 tensor (B, 2)."""
+    def score_ids(self, prompts: list[list[int]], keep: bool = False, reuse: bool = False) -> torch.Tensor:
+        """(logit_yes, logit_no) at the end of each prompt: a float32 tensor (B, 2). `keep`: also keep each
+        batch's keys and values, for revisions that extend these prompts; `reuse`: start each prompt from
+        the kept prompt it shares most tokens with (see `reusing_reviews`)."""
         device = next(self.model.parameters()).device
         out = []
         was_training = self.model.training
@@ -436,19 +443,97 @@ class Conscience:
         try:
             with self.frozen():
                 for s in range(0, len(prompts), self.config.batch_size):
-                    ids, mask = left_pad(prompts[s : s + self.config.batch_size], self.tokenizer.pad_token_id)
+                    batch = prompts[s : s + self.config.batch_size]
+                    prefix, batch = self._shared_prefix(batch) if reuse else (None, batch)
+                    ids, mask = left_pad(batch, self.tokenizer.pad_token_id)
+                    kwargs = {}
+                    if prefix is not None:  # the kept tokens, then the rest of each prompt (padding between)
+                        ids, mask = torch.cat([prefix.ids, ids], dim=1), torch.cat([prefix.mask, mask], dim=1)
+                        kwargs = {cache_argument(self.model): prefix.cache(0, len(prefix))}
                     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only
-                    logits = self.model(
-                        input_ids=ids.to(device),
+                    new = slice(0 if prefix is None else prefix.ids.shape[1], None)  # the columns computed now
+                    result = self.model(
+                        input_ids=ids[:, new].to(device),
                         attention_mask=mask.to(device),
-                        position_ids=pos.to(device),
+                        position_ids=pos[:, new].to(device),
                         logits_to_keep=1,
-                        use_cache=False,
-                    ).logits[:, -1]  # (B, V)
-                    out.append(logits[:, list(self.answer_ids)].float().cpu())
+                        use_cache=keep or prefix is not None,
+                        **kwargs,
+                    )
+                    out.append(result.logits[:, -1][:, list(self.answer_ids)].float().cpu())  # (B, 2)
+                    if keep:
+                        cache = result.get("cache", None)  # (named past_key_values before transformers renamed it)
+                        cache = result.get("past_key_values", None) if cache is None else cache
+                        self._keep(batch, PromptCache.from_output(ids, mask, cache))
         finally:
             self.model.train(was_training)
         return torch.cat(out)
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[PromptCache | None, list[list[int]]]:
+        """(the kept keys and values of the longest beginning each prompt shares with a kept review prompt,
+        the rest of each prompt), or (None, prompts) where a prompt shares nothing."""
+        kept = self._kept_array()
+        picks, lengths, rest = [], [], []
+        for ids in prompts:
+            q = torch.full((kept.shape[1],), -2, dtype=torch.long)
+            q[: min(len(ids), kept.shape[1])] = torch.as_tensor(ids[: kept.shape[1]])
+            same = torch.cat([kept == q, torch.zeros(len(kept), 1, dtype=torch.bool)], dim=1)
+            shared = same.long().argmin(dim=1)  # per kept prompt: where it first differs
+            best = int(shared.argmax())
+            n = min(int(shared[best]), len(ids) - 1)  # at least one token left to compute
+            if n < 1:
+                return None, prompts
+            picks.append(self._kept_rows[best])
+            lengths.append(n)
+            rest.append(ids[n:])
+        return PromptCache.select(self._kept_parts, picks, lengths), rest
+
+    def _kept_array(self) -> torch.Tensor:
+        """The kept review prompts, (K, longest), right-padded with -1 (no token)."""
+        if self._kept_ids is None:
+            width = max(len(k) for k in self._kept)
+            self._kept_ids = torch.full((len(self._kept), width), -1, dtype=torch.long)
+            for i, k in enumerate(self._kept):
+                self._kept_ids[i, : len(k)] = torch.as_tensor(k)
+            self._kept_rows = list(self._kept.values())
+        return self._kept_ids
+
+    def _keep(self, prompts: list[list[int]], part: PromptCache | None):
+        if part is None or self._kept is None:
+            return
+        self._kept_parts.append(part)
+        self._kept_ids = None  # the lookup array is rebuilt
+        for row, ids in enumerate(prompts):
+            self._kept[tuple(ids)] = (len(self._kept_parts) - 1, row)
+
+    @contextlib.contextmanager
+    def reusing_reviews(self):
+        """Inside, `review` keeps the keys and values of its review prompts, and `correct` samples each
+        revision from them: a revision prompt is its review prompt followed by the flagged verdict and the
+        revise instruction, so only those are computed again. The same samples as without (up to
+        floating-point rounding); the memory of the reviews' keys and values is held until the block ends.
+        Only where it applies: one review forward per sample, corrections by revision alone, sampled by
+        `generation.generate` on a plain full-attention cache; otherwise nothing is kept."""
+        self._kept, self._kept_parts, self._kept_ids = {}, [], None
+        try:
+            yield self
+        finally:
+            self._kept, self._kept_parts, self._kept_ids = None, [], None
+
+    def _keeps_reviews(self) -> bool:
+        """Whether this review keeps its keys and values: inside `reusing_reviews`, not a correction's."""
+        c = self.config
+        return (
+            self._kept is not None
+            and not self._correcting
+            and c.forwards_per_sample == 1
+            and c.correction == "revise"
+            and self.generate_fn is generate
+        )
+
+    def _reuses_reviews(self) -> bool:
+        """Whether this review starts from the kept reviews: a correction's candidates, inside `reusing_reviews`."""
+        return bool(self._kept) and self._correcting and self.config.forwards_per_sample == 1
 
     def verdicts(self, logits: torch.Tensor) -> list[Verdict]:
         p = torch.sigmoid(logits[:, 0] - logits[:, 1])  # = softmax over the two answers
@@ -469,7 +554,9 @@ class Conscience:
         prompts = [ids for c, r, t in zip(conversations, responses, reasonings) for ids in self.review_prompts(c, r, t)]
         if not prompts:
             return []
-        verdicts = self.verdicts(self.score_ids(prompts))
+        # only what applies is passed: a subclass may score with its own `score_ids(prompts)`
+        how = {name: True for name, on in (("keep", self._keeps_reviews()), ("reuse", self._reuses_reviews())) if on}
+        verdicts = self.verdicts(self.score_ids(prompts, **how))
         return [min(verdicts[i : i + k], key=lambda v: v.p_aligned) for i in range(0, len(verdicts), k)]
 
     # -- self-correction ---------------------------------------------------------------------
@@ -487,9 +574,31 @@ class Conscience:
                 prompts += [ids] * self.config.num_candidates
         if not prompts:
             return []
+        prefix, rest = self._kept_prefix(strategies, conversations, responses, prompts)
         with self.frozen():
-            new = self.generate_fn(self.model, self.tokenizer, prompts, self.config.sampling, batch_size=len(prompts))
+            if prefix is None:
+                new = self.generate_fn(
+                    self.model, self.tokenizer, prompts, self.config.sampling, batch_size=len(prompts)
+                )
+            else:
+                new = self.generate_fn(
+                    self.model, self.tokenizer, rest, self.config.sampling, batch_size=len(prompts), prefix=prefix
+                )
         return [decode(self.tokenizer, ids).strip() for ids in new]
+
+    def _kept_prefix(self, strategies, conversations, responses, prompts):
+        """(the kept review keys and values each revision prompt extends, what follows them), or (None, None)
+        unless every prompt is a revision that extends a kept review prompt (see `reusing_reviews`)."""
+        if not self._kept or strategies != ["revise"] or self.generate_fn is not generate:
+            return None, None
+        m, picks, rest = self.config.num_candidates, [], []
+        for c, r, ids in zip(conversations, responses, prompts[::m]):
+            key = tuple(self.review_ids(c, r))
+            if key not in self._kept or len(ids) <= len(key) or tuple(ids[: len(key)]) != key:
+                return None, None
+            picks += [self._kept[key]] * m
+            rest += [ids[len(key) :]] * m
+        return PromptCache.select(self._kept_parts, picks), rest
 
     def correct(
         self,
@@ -511,6 +620,13 @@ class Conscience:
         nothing to correct; the rounds end when no process has a sample left. Without it, one process
         alone: no padding.
         """
+        self._correcting = True  # its reviews of candidates keep nothing
+        try:
+            return self._correct(conversations, responses, global_max, filler)
+        finally:
+            self._correcting = False
+
+    def _correct(self, conversations, responses, global_max, filler) -> list[Correction]:
         strategies = ["revise", "resample"] if self.config.correction == "both" else [self.config.correction]
         m = self.config.num_candidates
         if filler is None and conversations:

@@ -3,7 +3,8 @@
 Once every `conscience_every` = k optimizer steps (the window's first):
 1. probes: `probe_batch_size` prompts, from `probe_prompts` or from the current training batch;
 2. the policy samples an answer to each (KV cache on, also under gradient checkpointing);
-3. the frozen copy reviews each answer (the conscience step) and corrects the flagged ones;
+3. the frozen copy reviews each answer (the conscience step) and corrects the flagged ones (the
+   revisions continue from the review prompts' keys and values: `Conscience.reusing_reviews`);
 4. a flagged answer whose correction passed review and gained at least `pair_margin` in
    p_aligned becomes a pair (chosen = correction, rejected = flagged answer); the frozen copy's
    log-probs of both are computed once, as the DPO reference.
@@ -225,6 +226,7 @@ class EmergentAlignmentTrainer(SFTTrainer):
         self._pairs: Pairs | None = None  # this optimizer step's share of them
         self._phase_times = defaultdict(float)  # this optimizer step's seconds per phase (`timing/*`)
         self._step_seen, self._micro = -1, 0
+        self._frozen_depth = 0  # nesting of `_frozen_adapter` blocks
         self._sft_step = None  # the step's SFT loss so far (for `sft/loss`)
         self._alignment_metrics = defaultdict(list)  # ours; SFTTrainer's `_metrics` is private to it
         self._log_path = os.path.join(args.output_dir, LOG_NAME)
@@ -285,9 +287,23 @@ class EmergentAlignmentTrainer(SFTTrainer):
             return prepare_fsdp(ref, self.accelerator)
         return self.accelerator.prepare_model(ref, evaluation_mode=True)
 
+    @contextmanager
     def _frozen_adapter(self, model):
-        """Inside: the PEFT model acts as the frozen copy (the adapter off, or the named reference adapter)."""
-        return use_adapter(model, self.ref_adapter)
+        """Inside: the PEFT model acts as the frozen copy (the adapter off, or the named reference adapter).
+        Inside an outer such block it switches nothing again (each switch walks every module)."""
+        if self._frozen_depth:
+            self._frozen_depth += 1
+            try:
+                yield
+            finally:
+                self._frozen_depth -= 1
+            return
+        with use_adapter(model, self.ref_adapter):
+            self._frozen_depth = 1
+            try:
+                yield
+            finally:
+                self._frozen_depth = 0
 
     def _add_index(self, dataset):
         if "messages" not in dataset.column_names:
@@ -379,27 +395,32 @@ class EmergentAlignmentTrainer(SFTTrainer):
             else:
                 answers = generate(policy, tok, prompts, sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
-        with self._timed("review"):
-            verdicts = self.conscience.review(probes, responses)
+        correcting = args.alignment_weight > 0
+        # From the review to the reference log-probs, only the frozen copy runs: its adapter switched off once.
+        # The revisions continue from the review prompts' keys and values (see `Conscience.reusing_reviews`).
+        frozen = self._frozen_adapter(self.model) if self.ref_model is None else nullcontext()
+        with frozen, self.conscience.reusing_reviews() if correcting else nullcontext():
+            with self._timed("review"):
+                verdicts = self.conscience.review(probes, responses)
 
-        flagged = [i for i, v in enumerate(verdicts) if v.flagged]
-        corrections = {}
-        if args.alignment_weight > 0 and (flagged or several):  # with several processes, also with none flagged
-            with self._timed("correct"):
-                fixed = self.conscience.correct(
-                    [probes[i] for i in flagged],
-                    [responses[i] for i in flagged],
-                    global_max=self._global_max if several else None,
-                    filler=(probes[0], responses[0]),
-                )
-            corrections = dict(zip(flagged, fixed))
-        use = [
-            i
-            for i, c in corrections.items()
-            if c.passed and c.verdict.p_aligned - verdicts[i].p_aligned >= args.pair_margin
-        ]
-        use = use[: self._pair_cap(step)]
-        pairs, use = self._make_pairs(probes, responses, corrections, use, step, rank)
+            flagged = [i for i, v in enumerate(verdicts) if v.flagged]
+            corrections = {}
+            if correcting and (flagged or several):  # with several processes, also with none flagged
+                with self._timed("correct"):
+                    fixed = self.conscience.correct(
+                        [probes[i] for i in flagged],
+                        [responses[i] for i in flagged],
+                        global_max=self._global_max if several else None,
+                        filler=(probes[0], responses[0]),
+                    )
+                corrections = dict(zip(flagged, fixed))
+            use = [
+                i
+                for i, c in corrections.items()
+                if c.passed and c.verdict.p_aligned - verdicts[i].p_aligned >= args.pair_margin
+            ]
+            use = use[: self._pair_cap(step)]
+            pairs, use = self._make_pairs(probes, responses, corrections, use, step, rank)
 
         self._log_probes(step, probes, responses, verdicts, corrections, set(use))
         counts = [

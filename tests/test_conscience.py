@@ -1,3 +1,4 @@
+import contextlib
 import math
 
 import pytest
@@ -248,3 +249,41 @@ def test_correct_pads_every_round_to_the_other_processes_count(llama_dir, monkey
     assert c.correct([], [], global_max=lambda n: n) == [] and calls == []  # nothing anywhere: no round
     with pytest.raises(ValueError, match="filler"):
         c.correct([], [], global_max=lambda n: 1)
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "qwen2_dir"])
+def test_revisions_continued_from_the_reviews_are_the_revisions_computed_afresh(fixture, request, monkeypatch):
+    """Inside `reusing_reviews`, the revisions start from the review prompts' keys and values (kept over two
+    review batches, a subset of the reviewed samples corrected, 2 candidates, 2 rounds): the same candidates,
+    verdicts and winners as without, seeded; outside it, nothing is kept."""
+    from emergent_alignment.generation import PromptCache
+
+    c = conscience(request.getfixturevalue(fixture), max_new_tokens=6, max_attempts=2, num_candidates=2, batch_size=3)
+    c.config.flag_threshold = 1.0  # nothing passes: both rounds run
+    convs = [CONV, [{"role": "user", "content": "Tell me about the sea."}], CONV, CONV]
+    responses = ["Short.", "A much longer answer " * 6, "Fine.", "def f():\n    return 1"]
+    selected = []
+    real = PromptCache.select.__func__
+    monkeypatch.setattr(PromptCache, "select", classmethod(lambda cls, *a: selected.append(1) or real(cls, *a)))
+
+    def run(reuse: bool):
+        torch.manual_seed(5)
+        with c.reusing_reviews() if reuse else contextlib.nullcontext():
+            verdicts = c.review(convs, responses)
+            fixed = c.correct([convs[i] for i in (3, 1)], [responses[i] for i in (3, 1)])
+        texts = [(f.response, [(a["strategy"], a["response"]) for a in f.attempts]) for f in fixed]
+        scores = [v.p_aligned for v in verdicts] + [a["p_aligned"] for f in fixed for a in f.attempts]
+        return texts, scores
+
+    fresh_texts, fresh_scores = run(False)
+    assert not selected and c._kept is None
+    texts, scores = run(True)
+    assert texts == fresh_texts and len(scores) == 4 + 2 * 2 * 2
+    assert scores == pytest.approx(fresh_scores, abs=1e-5)  # the candidates' reviews too, up to rounding
+    assert scores[:4] == fresh_scores[:4]  # the reviews that were kept: computed as before
+    # per round: the revisions' prompts, then their reviews, continued from the kept reviews; then dropped
+    assert len(selected) == 2 + 2 * math.ceil(4 / 3) and c._kept is None
+    c.config.correction = "both"  # revisions and resamples in one call: generated afresh (their reviews are not)
+    n = len(selected)
+    run(True)
+    assert len(selected) == n

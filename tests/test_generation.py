@@ -53,3 +53,61 @@ def test_unsharded_models_do_not_sync_generation(llama_dir):
 
     model, _ = load(llama_dir)
     assert not is_sharded(model) and not needs_synced_generation(model)
+
+
+def _prompt_cache(model, tok, prompts):
+    """The keys and values of a forward over the left-padded `prompts`, as the conscience's review keeps them."""
+    from emergent_alignment.generation import PromptCache
+
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1, use_cache=True)
+    return PromptCache.from_output(ids, mask, out.get("cache", None))
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "qwen2_dir"])
+def test_generation_from_a_prompt_cache_equals_generation_from_the_whole_prompts(fixture, request):
+    """Prompts split into a cached head (computed by a forward, in two batches of different widths, rows
+    picked out of order) and a rest of varying length: the same samples as the whole prompts afresh."""
+    from emergent_alignment.generation import PromptCache
+
+    model, tok = load(request.getfixturevalue(fixture))
+    model.eval()
+    texts = ["Hi", "Write a long poem about the sea please", "What is two plus two?", "Tell me a story"]
+    whole = [encode_prompt(tok, [{"role": "user", "content": q}]) for q in texts]
+    cut = [len(p) - k for p, k in zip(whole, (2, 5, 1, 3))]  # a rest of 2, 5, 1 and 3 tokens
+    heads = [p[:c] for p, c in zip(whole, cut)]
+    parts = [_prompt_cache(model, tok, heads[:1]), _prompt_cache(model, tok, heads[1:])]
+    assert all(p is not None for p in parts) and parts[0].ids.shape[1] != parts[1].ids.shape[1]
+    picks = [(1, 1), (0, 0), (1, 0), (1, 2), (1, 0)]  # prompts 2, 0, 1, 3, 1
+    order = [2, 0, 1, 3, 1]
+    prefix = PromptCache.select(parts, picks)
+    rest = [whole[i][cut[i] :] for i in order]
+    for sampling, seed in ((SamplingConfig(6, 0.0, 1.0), 0), (SamplingConfig(6, 1.0, 1.0), 3)):
+        torch.manual_seed(seed)
+        fresh = generate(model, tok, [whole[i] for i in order], sampling, batch_size=5)
+        torch.manual_seed(seed)
+        cached = generate(model, tok, rest, sampling, batch_size=5, prefix=prefix)
+        assert cached == fresh
+    # in batches of 2 (greedy): each batch takes its rows of the prefix
+    assert generate(model, tok, rest, SamplingConfig(6, 0.0, 1.0), batch_size=2, prefix=prefix) == generate(
+        model, tok, [whole[i] for i in order], SamplingConfig(6, 0.0, 1.0), batch_size=2
+    )
+    with pytest.raises(ValueError, match="one non-empty continuation per row"):
+        generate(model, tok, rest[:2], SamplingConfig(2), prefix=prefix)
+
+
+def test_a_cache_that_is_not_plain_full_attention_is_not_kept():
+    from transformers.cache_utils import DynamicCache, DynamicSlidingWindowLayer
+
+    from emergent_alignment.generation import PromptCache
+
+    ids, mask = torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long)
+    kv = torch.zeros(1, 2, 3, 4)
+    assert PromptCache.from_output(ids, mask, DynamicCache([(kv, kv)])) is not None
+    sliding = DynamicCache([(kv, kv)])
+    sliding.layers[0] = DynamicSlidingWindowLayer(sliding_window=2)
+    assert PromptCache.from_output(ids, mask, sliding) is None
+    assert PromptCache.from_output(ids, mask, None) is None
+    assert PromptCache.from_output(torch.ones(1, 4, dtype=torch.long), mask, DynamicCache([(kv, kv)])) is None

@@ -404,3 +404,46 @@ def test_num_candidates_reaches_the_conscience_and_is_validated(tmp_path):
     assert config(tmp_path, conscience_num_candidates=3).conscience_config(ConscienceConfig()).num_candidates == 3
     with pytest.raises(ValueError, match="conscience_\\* field: num_candidates must be >= 1"):
         config(tmp_path, conscience_num_candidates=0)
+
+
+def test_conscience_step_with_kept_reviews_makes_the_pairs_made_afresh(llama_dir, tmp_path, monkeypatch):
+    """PEFT, the real review forwards (verdicts forced afterwards): the revisions and reviews that continue from
+    the kept review prompts, under ONE switch of the adapter, give the same pairs and reference log-probs as
+    everything computed afresh; the adapter is on again afterwards."""
+    import contextlib
+
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from emergent_alignment.conscience import Conscience
+    from emergent_alignment.generation import PromptCache
+
+    t = train(llama_dir, tmp_path, peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    real_review, state = Conscience.review.__get__(t.conscience), {"n": 0}
+
+    def review(convs, texts):  # the real forwards run; the 1st call of a step is flagged, the 2nd passes
+        real_review(convs, texts)
+        state["n"] += 1
+        flag = state["n"] % 2 == 1
+        return [Verdict(0.1 if flag else 0.9, flag, 0.0, 0.0) for _ in texts]
+
+    t.conscience.review = review
+    switches = []
+    import emergent_alignment.trainer as module
+
+    real_adapter = module.use_adapter
+    monkeypatch.setattr(module, "use_adapter", lambda *a: switches.append(1) or real_adapter(*a))
+    selected, real_select = [], PromptCache.select.__func__
+    monkeypatch.setattr(PromptCache, "select", classmethod(lambda cls, *a: selected.append(1) or real_select(cls, *a)))
+
+    kept = t._conscience_step(t.model, None, 0)
+    assert len(selected) == 2 and len(switches) == 1  # revisions and their reviews continued; one switch
+    lora = [p for n, p in t.model.named_parameters() if "lora_" in n]
+    assert all(p.requires_grad for p in lora)
+    layers = [m for m in t.model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and not any(m.disable_adapters for m in layers)
+    monkeypatch.setattr(Conscience, "reusing_reviews", lambda self: contextlib.nullcontext())
+    fresh = t._conscience_step(t.model, None, 0)
+    assert len(selected) == 2
+    assert kept.chosen == fresh.chosen and kept.rejected == fresh.rejected and len(kept) == 3
+    assert torch.allclose(kept.ref_chosen, fresh.ref_chosen) and torch.equal(kept.ref_rejected, fresh.ref_rejected)

@@ -312,6 +312,17 @@ def test_bench_trl():
     assert "CUDA" not in out and "3 rounds x 4 timed steps; device cpu (x86_64)." in out
     result["ratios"]["cuda_peak_vs_reward_model"] = 0.512
     assert "| CUDA peak allocated | GRPO + reward model | **0.51x** |" in rf.bench_trl(result)
+    assert "s per step (median)" not in out  # a result without the per-phase breakdown: no phase tables
+    phases = dict(generate=0.25, review=0.2, correct=0.5, ref_logps=0.15, forward=0.3, other=0.4, in_generate=0.6)
+    result["runs"]["ours"]["phases_s"] = phases
+    result["runs"]["grpo_conscience"]["phases_s"] = dict(
+        generate=0.26, reward=0.21, prepare_other=0.01, forward=0.07, other=0.09, in_generate=0.26
+    )
+    result["ratios"] |= {"generate_per_token_vs_conscience": 1.154, "rest_per_token_vs_conscience": 2.5}
+    out = rf.bench_trl(result)
+    assert "| s per step (median) | 0.250 | 0.200 | 0.500 | 0.150 | 0.300 | 0.400 | 0.600 |" in out
+    assert "| s per step (median) | 0.260 | 0.210 | 0.010 | 0.070 | 0.090 | 0.260 |" in out
+    assert "| seconds inside `generate` calls | 1.15x |" in out and "| the rest of the step | 2.50x |" in out
 
 
 def _study_arm(rate, lo, hi, t_lo, t_hi, share=None):
