@@ -71,6 +71,11 @@ class EmergentAlignmentConfig(SFTConfig):
         `ConscienceConfig` (defaults, or the checkpoint's `conscience_config.json`). `None` keeps it.
     conscience_log (`bool`, defaults to `True`): write every reviewed probe to
         `output_dir/conscience_log.jsonl`.
+    conscience_reuse_reviews (`bool`, defaults to `True`): the revisions (and their reviews) continue from
+        the keys and values of the review prompts they extend (`Conscience.reusing_reviews`), which are held
+        from the review to the end of the corrections: per probe, its review prompt's tokens x layers x
+        2 x kv-heads x head-dim values (e.g. about 57 KB per token for a 7B model with 4 key-value heads
+        in bf16; 0.5 MB without grouped-query attention). `False` computes every prompt afresh instead.
 
     > Frozen copy and sharded backends
 
@@ -131,6 +136,9 @@ class EmergentAlignmentConfig(SFTConfig):
         default=None, metadata={"help": "Correction candidates per strategy per flagged answer (one generate call)."}
     )
     conscience_log: bool = field(default=True, metadata={"help": "Write output_dir/conscience_log.jsonl."})
+    conscience_reuse_reviews: bool = field(
+        default=True, metadata={"help": "Revisions continue from the review prompts' keys and values (memory held)."}
+    )
     ref_adapter_name: str | None = field(
         default=None, metadata={"help": "PEFT: a loaded adapter acting as the frozen copy (for a trained adapter)."}
     )

@@ -396,10 +396,11 @@ class EmergentAlignmentTrainer(SFTTrainer):
                 answers = generate(policy, tok, prompts, sampling, batch_size=len(probes))
         responses = [decode(tok, ids).strip() for ids in answers]
         correcting = args.alignment_weight > 0
+        reuse = correcting and args.conscience_reuse_reviews
         # From the review to the reference log-probs, only the frozen copy runs: its adapter switched off once.
         # The revisions continue from the review prompts' keys and values (see `Conscience.reusing_reviews`).
         frozen = self._frozen_adapter(self.model) if self.ref_model is None else nullcontext()
-        with frozen, self.conscience.reusing_reviews() if correcting else nullcontext():
+        with frozen, self.conscience.reusing_reviews() if reuse else nullcontext():
             with self._timed("review"):
                 verdicts = self.conscience.review(probes, responses)
 

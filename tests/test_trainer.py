@@ -447,3 +447,18 @@ def test_conscience_step_with_kept_reviews_makes_the_pairs_made_afresh(llama_dir
     assert len(selected) == 2
     assert kept.chosen == fresh.chosen and kept.rejected == fresh.rejected and len(kept) == 3
     assert torch.allclose(kept.ref_chosen, fresh.ref_chosen) and torch.equal(kept.ref_rejected, fresh.ref_rejected)
+
+
+def test_reuse_of_the_reviews_can_be_turned_off(llama_dir, tmp_path, monkeypatch):
+    """`conscience_reuse_reviews=False`: no review prompt is kept, every revision is computed afresh."""
+    from emergent_alignment.conscience import Conscience
+
+    t = train(llama_dir, tmp_path, conscience_reuse_reviews=False)
+    entered = []
+    real = Conscience.reusing_reviews
+    monkeypatch.setattr(Conscience, "reusing_reviews", lambda self: entered.append(1) or real(self))
+    t._conscience_step(t.model, None, 0)
+    assert entered == []
+    t.args.conscience_reuse_reviews = True
+    t._conscience_step(t.model, None, 1)
+    assert entered == [1]
