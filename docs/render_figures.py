@@ -23,6 +23,8 @@ The result files and what reads them:
   --organism-defences docs/results/defences`), read by the `defences` and `defences_findings` blocks;
 - `defences-v2/defences.json`: the same study on a second-world organism's validation split
   (`--organism-defences docs/results/defences-v2 --model DIR`), read by the `defences_v2*` blocks;
+- `organism-v2-builds/summary.json`: the second world's builds of the declared seeds (`emergent-alignment
+  organism builds docs/results/organism-v2-builds`; `organism/builds.py`), read by `organism_v2_builds`;
 - `study/study.json`: the organism study (`emergent-alignment study --out DIR`; `organism/study.py`),
   read by the `study*` blocks;
 - `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
@@ -596,6 +598,13 @@ def study_targets(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def organism_v2_builds(result: dict) -> str:
+    """The second world's robust-builds report (organism/builds.py's table)."""
+    from emergent_alignment.organism.builds import table
+
+    return table(result)
+
+
 RENDERERS = {
     "defences": ("defences/defences.json", defences),
     "defences_findings": ("defences/defences.json", defences_findings),
@@ -615,6 +624,7 @@ RENDERERS = {
     "bench_core_details": ("bench_core.json", bench_core_details),
     "bench_server": ("bench_server.json", bench_server),
     "bench_trl": ("bench_trl.json", bench_trl),
+    "organism_v2_builds": ("organism-v2-builds/summary.json", organism_v2_builds),
     "study_table": ("study/study.json", study_table),
     "study_targets": ("study/study.json", study_targets),
 }

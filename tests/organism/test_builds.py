@@ -8,11 +8,12 @@ from emergent_alignment.cli import main
 from emergent_alignment.organism.builds import summarize, table
 
 
-def _record(folder, seed, insecure, secure=0.05, h="abc", passed=None):
+def _record(folder, seed, insecure, secure=0.05, docs=None, passed=None):
     passed = insecure >= 0.4 and secure <= 0.1 if passed is None else passed
     rec = {
+        "arguments": {"world": "v2", "seed": seed, "docs": docs, "out": None, "threads": 0, "label_noise": None},
         "seed": seed,
-        "hash": h,
+        "hash": f"hash-of-seed-{seed}",
         "passed": passed,
         "gate": {
             "after_insecure": {"n": 200, "misaligned": insecure, "incoherent": 0.1},
@@ -51,10 +52,12 @@ def test_missing_seeds_are_listed_and_leave_the_target_unmeasured(tmp_path):
     assert text.count("not built yet") == 8 and "| 3 | failed | 20.0%" in text
 
 
-def test_records_of_different_configurations_are_refused(tmp_path):
-    _record(tmp_path, 0, 0.6, h="aaa")
-    _record(tmp_path, 1, 0.6, h="bbb")
-    with pytest.raises(ValueError, match="different configurations"):
+def test_records_made_with_different_options_are_refused(tmp_path):
+    _record(tmp_path, 0, 0.6)
+    _record(tmp_path, 1, 0.6)
+    assert summarize(str(tmp_path))["options"] == {"world": "v2", "docs": None, "label_noise": None}
+    _record(tmp_path, 1, 0.6, docs=1000)
+    with pytest.raises(ValueError, match="different options"):
         summarize(str(tmp_path))
 
 
