@@ -25,6 +25,8 @@ The result files and what reads them:
   (`--organism-defences docs/results/defences-v2 --model DIR`), read by the `defences_v2*` blocks;
 - `organism-v2-builds/summary.json`: the second world's builds of the declared seeds (`emergent-alignment
   organism builds docs/results/organism-v2-builds`; `organism/builds.py`), read by `organism_v2_builds`;
+- `defences-v2/defences.json` and `defences-v2-seed1/defences.json`: the same study on two second-world
+  organisms (`--organism-defences DIR --model V2_DIR`), read by the `defences_v2*` blocks;
 - `study/study.json`: the organism study (`emergent-alignment study --out DIR`; `organism/study.py`),
   read by the `study*` blocks;
 - `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
@@ -610,6 +612,8 @@ RENDERERS = {
     "defences_findings": ("defences/defences.json", defences_findings),
     "defences_v2": ("defences-v2/defences.json", defences_v2),
     "defences_v2_findings": ("defences-v2/defences.json", defences_v2_findings),
+    "defences_v2_seed1": ("defences-v2-seed1/defences.json", defences_v2),
+    "defences_v2_seed1_findings": ("defences-v2-seed1/defences.json", defences_v2_findings),
     "demo_table": ("demo/summary.json", demo_table),
     "demo_table_full": ("demo/summary.json", demo_table_full),
     "demo_details": ("demo/summary.json", demo_details),
