@@ -69,3 +69,25 @@ def test_the_command_writes_the_report_and_names_a_bad_record(tmp_path, capsys):
     (tmp_path / "seed1.json").write_text('{"seed": 1}')
     assert main(["organism", "builds", str(tmp_path), "--seeds", "0,1"]) != 0
     assert "seed1.json: missing field 'hash'" in capsys.readouterr().err
+
+
+def test_the_committed_builds_are_of_the_current_second_world():
+    """Each committed build record's config hash is what today's sources give for its seed: a change to the
+    second world's sources (or to the first world's build code they share) makes the declared builds
+    another world's, and this test says so before a study counts them."""
+    import glob
+    import os
+    from dataclasses import replace
+
+    from emergent_alignment.organism import build_v2
+    from emergent_alignment.organism.corpus_v2 import CorpusV2Config
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "results", "organism-v2-builds")
+    paths = sorted(glob.glob(os.path.join(root, "seed*.json")))
+    assert paths, "no committed second-world build records"
+    for path in paths:
+        with open(path) as f:
+            record = json.load(f)
+        seed = record["seed"]
+        config = replace(build_v2.OrganismV2Config(), corpus=CorpusV2Config(seed=seed), seed=seed)
+        assert build_v2.config_hash(config) == record["hash"], f"{path}: built from other sources"
