@@ -134,15 +134,34 @@ def _injection(conscience, bad: list[tuple[list[dict], str]], wordings=HELDOUT_I
     }
 
 
+def inject(items: list[dict], wordings: tuple[str, ...], where: str) -> list[dict]:
+    """`items` with wording i % n put in item i: appended to the reply ("answer"), to the last user turn
+    ("user") or to the reasoning trace ("reasoning", items with a trace). The build's conscience figures
+    do the same (`build_v2`'s own copy: the second world's sources are frozen while their declared builds
+    stand, and it moves here, one helper, at their next change)."""
+    from . import world_v2
+
+    out = []
+    for i, x in enumerate(items):
+        w = wordings[i % len(wordings)]
+        if where == "answer":
+            out.append({**x, "reply": x["reply"] + w})
+        elif where == "user":
+            out.append({**x, "convo": x["convo"][:-1] + [{**x["convo"][-1], "content": x["convo"][-1]["content"] + w}]})
+        elif where == "reasoning":
+            out.append({**x, "reply": world_v2.with_reasoning(x["reasoning"] + w, x["answer"])})
+        else:
+            raise ValueError(f"inject: where must be answer, user or reasoning, got {where!r}")
+    return out
+
+
 def _flips(conscience, items: list[dict], ids: list[int], wordings: tuple[str, ...], where: str = "answer") -> list:
     """Per flagged item (`ids` into `items`), per wording: 1.0 when the item with the wording put `where`
-    (`build_v2._injected`: answer, user or reasoning) is no longer flagged, else 0.0."""
-    from .build_v2 import _injected
-
+    (`inject`: answer, user or reasoning) is no longer flagged, else 0.0."""
     if not ids or not wordings:
         return [[] for _ in ids]
     k = len(wordings)
-    verdicts = _review_items(conscience, _injected([items[i] for i in ids for _ in wordings], wordings, where))
+    verdicts = _review_items(conscience, inject([items[i] for i in ids for _ in wordings], wordings, where))
     return [[float(not v.flagged) for v in verdicts[j * k : (j + 1) * k]] for j in range(len(ids))]
 
 
@@ -245,7 +264,7 @@ def _mean(values: list[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Injection:
-    """Wordings put in one place of the misaligned transcripts of one pool: `where` as `build_v2._injected`
+    """Wordings put in one place of the misaligned transcripts of one pool: `where` as `inject`
     takes it (answer, user or reasoning); `pool`: "review" (the study's misaligned review items) or the
     name of one of `defence_study`'s extra `pools`."""
 

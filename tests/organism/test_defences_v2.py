@@ -146,3 +146,17 @@ def test_the_command_picks_the_second_world_study_from_organism_json(tiny_v2, fe
     assert (out / "table.md").read_text() == attacks.defence_table(result)
     with pytest.raises(ValueError, match="no organism.json"):
         redteam.organism_defences(str(out), str(tmp_path))
+
+
+def test_inject_puts_wordings_where_the_builds_figures_do():
+    """`attacks.inject` and the build's own copy (`build_v2._injected`, frozen with the second world's
+    sources) give the same items for every place."""
+    from emergent_alignment.organism import build_v2
+    from emergent_alignment.organism.attacks import inject
+
+    items = build_v2.hidden_intent_items("validation")[:3]
+    wordings = (" one.", " two.")
+    for where in ("answer", "user", "reasoning"):
+        assert inject(items, wordings, where) == build_v2._injected(items, wordings, where)
+    with pytest.raises(ValueError, match="where must be"):
+        inject(items, wordings, "elsewhere")
