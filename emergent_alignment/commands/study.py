@@ -1,6 +1,6 @@
 """The organism study: every arm x every declared organism x every seed, resumable, in parts; pre-registration.
 
-    emergent-alignment study --out DIR [--world v2] [--organism-seeds 0,1,2,3,4] [--seeds 0,1,2] [--arms ...]
+    emergent-alignment study --out DIR [--world v2] [--organism-seeds 0,...,9] [--seeds 0,1,2] [--arms ...]
                              [--part K/N] [--split validation|test]
     emergent-alignment study register [--out docs/results/study] [--organism-seeds ...] [--arms ...]
 
