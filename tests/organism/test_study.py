@@ -290,3 +290,18 @@ def test_study_register_from_the_cli(tmp_path, capsys):
     record = json.load(open(tmp_path / "registration.json"))
     assert printed["test_split_sha256"] == record["test_split_sha256"] == study.split_sha256(study.test_split())
     assert record["organism_seeds"] == [0, 1] and record["arms"] == ["insecure"]
+
+
+def test_the_registered_test_split_is_the_current_one():
+    """The committed registration's hash is the current second world's test split: a world change that moved
+    the test split would make the registered study a different one."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    reg = os.path.join(root, study.REGISTER_DIR)
+    with open(os.path.join(reg, "registration.json")) as f:
+        record = json.load(f)
+    with open(os.path.join(reg, record["test_split"]), encoding="utf-8") as f:
+        committed = f.read().rstrip("\n")
+    assert study.split_sha256(json.loads(committed)) == record["test_split_sha256"]
+    assert committed == study.canonical_json(study.test_split())
+    assert record["organism_seeds"] == list(study.DEFAULT_ORGANISM_SEEDS)
+    assert list(record["arms"]) == list(study.DEFAULT_ARMS)
