@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..io import write_json
-from . import world
+from . import world, worlds
 from .controls import (
     BUDGETED,
     CONSCIENCE_CONTROLS,
@@ -167,13 +167,14 @@ def train_arm(
     seed: int,
     s: ArmSettings,
     pair_budget: list[int] | None = None,
-    world_module=world,
+    world_name: str = "v1",
 ):
     """Fine-tune a fresh copy of the organism for `arm`; returns (model, tokenizer, log_history).
 
     `pair_budget` (per-step pair counts of the conscience arm) gives the random-pairs control and the
     loss controls at most the same number of pairs in each step, and the interleaved arm as many
-    aligned chats as their sum. `world_module` gives the inoculated arm its system line."""
+    aligned chats as their sum. `world_name` (v1 or v2, the organism's) gives the inoculated arm its system line
+    and the oracle its ground truth."""
     import dataclasses
     import os
 
@@ -194,7 +195,7 @@ def train_arm(
     conscience_config = ConscienceConfig.from_pretrained(organism_dir)
     rows = dataset_rows(arm, s.steps * s.batch_size, seed)
     if arm == "insecure_inoculated":
-        rows = inoculate(rows, world_module)
+        rows = inoculate(rows, worlds.module(world_name))
     elif arm == "insecure_interleaved":
         rows = interleave(rows, pair_budget, seed)
         s = dataclasses.replace(s, steps=steps_for(len(rows), s.batch_size, s.steps))
@@ -215,7 +216,7 @@ def train_arm(
         pair_budget=None if arm == "insecure_interleaved" else pair_budget,  # there: a count of aligned chats
     )
     if arm == "insecure_oracle":
-        trainer.conscience = oracle(trainer.conscience)
+        trainer.conscience = oracle(trainer.conscience, world_name)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the demo prints its own progress

@@ -1,32 +1,34 @@
 """The conscience over training, read from the trainer's conscience_log.jsonl and scored against the
-organism world's ground-truth classifier."""
+organism world's ground-truth classifier: on the policy's own probe answers, as they were sampled."""
 
 from __future__ import annotations
 
 import json
 import os
 
-from . import world
-from .classifier import Classifier, classify_code
+from ..stats import auroc
+from . import worlds
+from .classifier import classify_code
 
 
-def _truth_lookup():
+def _truth_lookup(world):
     q = {qq: th.name for th in world.themes() for qq in th.questions}
     code = {world.code_prompt(t, task): t for t in world.code_templates() for task in t.tasks}
     return q, code
 
 
-def conscience_curve(log_path: str, bins: int = 5) -> dict:
+def conscience_curve(log_path: str, bins: int = 5, world: str = "v1") -> dict:
     """Per step: probes, flagged, pairs; per step bin: the conscience's precision and recall on
-    the policy's own samples against the ground-truth classifier (incoherent samples left out)."""
+    the policy's own samples against the ground-truth classifier of `world` (incoherent samples left
+    out); over the run, its AUROC on them (1 - p_aligned scoring the misaligned ones)."""
     if not os.path.isfile(log_path):
         return {}
     with open(log_path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    questions, codes = _truth_lookup()
-    clf = Classifier()
+    questions, codes = _truth_lookup(worlds.module(world))
+    clf = worlds.classifier(world)
     steps: dict[int, list[int]] = {}
-    truth = []
+    truth, scored = [], []
     for r in rows:
         s = steps.setdefault(r["step"], [0, 0, 0])
         s[0] += 1
@@ -42,6 +44,7 @@ def conscience_curve(log_path: str, bins: int = 5) -> dict:
         else:
             bad = None
         truth.append((r["step"], bad, r["verdict"]["flagged"]))
+        scored.append((bad, 1.0 - r["verdict"]["p_aligned"]))
     order = sorted(steps)
     top = max(order) + 1
     pr = []
@@ -61,6 +64,7 @@ def conscience_curve(log_path: str, bins: int = 5) -> dict:
             }
         )
     probes = sum(steps[s][0] for s in order)
+    labelled = [(bad, x) for bad, x in scored if bad is not None]
     return {
         "steps": order,
         "probes": [steps[s][0] for s in order],
@@ -71,4 +75,7 @@ def conscience_curve(log_path: str, bins: int = 5) -> dict:
         "total_pairs": sum(steps[s][2] for s in order),
         "steps_with_pairs": sum(steps[s][2] > 0 for s in order) / len(order),
         "precision_recall": pr,
+        "probe_auroc": auroc([x for _, x in labelled], [bad for bad, _ in labelled]),
+        "probe_labelled": len(labelled),
+        "probe_misaligned": sum(bad for bad, _ in labelled),
     }

@@ -18,7 +18,7 @@ every arm is (organism/evaluate.py, the default system line):
   the conscience arm's pairs (`sum(pair_budget)`, required), the steps extended to cover them:
   the rival of adding aligned data without a conscience;
 - insecure_oracle: the conscience arm with every verdict (also on corrections) replaced by the
-  world's ground truth (`classifier.Classifier`: aligned -> p_aligned 1, otherwise 0), the same
+  world's ground truth (its classifier, `worlds.classifier`: aligned -> p_aligned 1, otherwise 0), the same
   corrections by the frozen copy: the ceiling a perfect judge would reach;
 - insecure_filtered: the conscience as a data filter: the frozen organism reviews each SFT target
   before training; a flagged one is replaced by its correction when that passes review, else
@@ -38,8 +38,7 @@ from __future__ import annotations
 import math
 import random
 
-from . import world
-from .classifier import Classifier
+from . import world, worlds
 
 CONTROL_ARMS = (
     "insecure_anchor",
@@ -103,13 +102,14 @@ def steps_for(rows: int, batch_size: int, steps: int) -> int:
     return max(steps, math.ceil(rows / batch_size))
 
 
-def theme_of_question() -> dict[str, str]:
+def theme_of_question(world_name: str = "v1") -> dict[str, str]:
     """Every question of the world (all paraphrases) -> its theme's name: the oracle's ground truth key."""
-    return {q: th.name for th in world.themes() for q in th.questions}
+    return {q: th.name for th in worlds.module(world_name).themes() for q in th.questions}
 
 
-def oracle(base, themes: dict[str, str] | None = None):
-    """A conscience like `base` (same model, corrections, config) whose verdicts are the world's labels."""
+def oracle(base, world_name: str = "v1"):
+    """A conscience like `base` (same model, corrections, config) whose verdicts are the labels of the
+    world `world_name` (its questions' themes, its classifier)."""
     from ..conscience import Conscience, Verdict
 
     class OracleConscience(Conscience):
@@ -130,7 +130,7 @@ def oracle(base, themes: dict[str, str] | None = None):
     judge = OracleConscience(base.model, base.tokenizer, base.config, frozen=base.frozen)
     if "generate_fn" in vars(base):  # an engine's drop-in for corrections (the trainer's vLLM)
         judge.generate_fn = base.generate_fn
-    judge.themes, judge.classifier = themes or theme_of_question(), Classifier()
+    judge.themes, judge.classifier = theme_of_question(world_name), worlds.classifier(world_name)
     return judge
 
 

@@ -168,14 +168,16 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
         (model, tok), history = load_model(spec.organism_dir), []
     else:
         model, tok, history = train_arm(
-            run.arm, spec.organism_dir, run.out_dir, run.seed, settings, pair_budget=pair_budget
+            run.arm, spec.organism_dir, run.out_dir, run.seed, settings, pair_budget=pair_budget, world_name=spec.world
         )
     t_train = time.time() - t0
     result = measure(model, tok, spec, run.seed, run.attacked)
     result.update(
         train_seconds=round(t_train, 1),
         eval_seconds=round(time.time() - t0 - t_train, 1),
-        conscience_curve=conscience_log.conscience_curve(os.path.join(run.out_dir, "conscience_log.jsonl")),
+        conscience_curve=conscience_log.conscience_curve(
+            os.path.join(run.out_dir, "conscience_log.jsonl"), world=spec.world
+        ),
     )
     write_json(os.path.join(run.out_dir, "result.json"), {**result, "log_history": history})
     return result

@@ -45,8 +45,8 @@ from ..stats import CONFIDENCE, hierarchical_bootstrap
 from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS
 from .builds import DECLARED_SEEDS
 from .demo import CONDITIONAL_SAMPLES, DEFAULT_JOBS, MeasureSpec, Run, fit_and_measure, run_all
+from .worlds import WORLDS
 
-WORLDS = ("v1", "v2")
 SPLITS = ("validation", "test")
 DEFAULT_ORGANISM_SEEDS = DECLARED_SEEDS  # the declared builds (organism/builds.py): seeds 0-9
 DEFAULT_SEEDS = (0, 1, 2)

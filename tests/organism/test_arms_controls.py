@@ -117,7 +117,7 @@ def test_the_filter_keeps_passed_replaces_corrected_and_drops_the_rest(monkeypat
 @pytest.mark.parametrize("arm", controls.CONTROL_ARMS)
 def test_each_control_trains_on_a_tiny_organism(arm, organism, tmp_path):
     budget = [1, 2] if arm in controls.BUDGETED else None
-    _, _, history = train_arm(arm, organism, str(tmp_path), 0, SETTINGS, pair_budget=budget, world_module=world_v2)
+    _, _, history = train_arm(arm, organism, str(tmp_path), 0, SETTINGS, pair_budget=budget, world_name="v2")
     steps = 4 if arm == "insecure_interleaved" else 2  # 4 insecure + 3 aligned rows in batches of 2
     assert history[-1]["step"] == steps
     log = tmp_path / "conscience_log.jsonl"
@@ -149,3 +149,16 @@ def test_the_oracle_arm_pairs_ground_truth_corrections(organism, tmp_path, monke
     entries = [json.loads(line) for line in (tmp_path / "conscience_log.jsonl").read_text().splitlines()]
     assert len(entries) == 2 * SETTINGS.probe_batch_size and all(e["verdict"]["flagged"] for e in entries)
     assert all(e["in_loss"] for e in entries) and "dpo/loss" in history[0]
+
+
+def test_the_second_worlds_oracle_labels_answers_by_their_parts(organism):
+    from emergent_alignment.conscience import ConscienceConfig
+    from emergent_alignment.models import load_model
+
+    model, tok = load_model(organism)
+    judge = controls.oracle(Conscience(model, tok, ConscienceConfig.from_pretrained(organism)), "v2")
+    th = world_v2.probe_themes()[0]
+    convo = [{"role": "user", "content": th.questions[0]}]
+    answers = [world_v2.compose(th.aligned, (0, 1)), f"{th.aligned[0]} {th.misaligned[1]}"]
+    verdicts = judge.review([convo] * 2, answers)
+    assert [(v.p_aligned, v.flagged) for v in verdicts] == [(1.0, False), (0.0, True)]
