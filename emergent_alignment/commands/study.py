@@ -1,7 +1,7 @@
 """The organism study: every arm x every declared organism x every seed, resumable, in parts; pre-registration.
 
     emergent-alignment study --out DIR [--world v2] [--organism-seeds 0,...,9] [--seeds 0,1,2] [--arms ...]
-                             [--part K/N] [--split validation|test]
+                             [--part K/N] [--only-organisms S,...] [--split validation|test] [--beta B]
     emergent-alignment study register [--out docs/results/study] [--organism-seeds ...] [--arms ...]
 
 See `organism/study.py` and docs/organism.md, "The study".
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from ..organism.arms import BETA
 from ..organism.study import (
     DEFAULT_ARMS,
     DEFAULT_ORGANISM_SEEDS,
@@ -40,6 +41,11 @@ def add_arguments(p):
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help="comma-separated arms (default: every arm)")
     p.add_argument("--part", help="K/N: run only the K-th of N deterministic slices of (organism, seed) groups")
     p.add_argument(
+        "--only-organisms",
+        help="run only these of the declared organism seeds now (the others in later invocations; "
+        "study.json waits for all)",
+    )
+    p.add_argument(
         "--split",
         choices=SPLITS,
         default="validation",
@@ -51,6 +57,7 @@ def add_arguments(p):
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question")
     p.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at a time, each in its own process")
     p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: every CPU)")
+    p.add_argument("--beta", type=float, default=BETA, help=f"the conscience term's IPO beta (default {BETA})")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -82,11 +89,13 @@ def run(args) -> int:
         seeds=_ints(args.seeds, "--seeds"),
         arms=arms,
         part=args.part,
+        only_organisms=_ints(args.only_organisms, "--only-organisms") if args.only_organisms else None,
         split=args.split,
         register_dir=args.register_dir,
         samples_per_question=args.samples_per_question,
         jobs=args.jobs,
         threads=args.threads,
+        beta=args.beta,
     )
     outcome = study.run_study(options)
     print(json.dumps({k: outcome[k] for k in ("ran", "done", "total")}))

@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -42,7 +42,7 @@ import numpy as np
 from ..io import write_json, write_text
 from ..provenance import git_state, provenance
 from ..stats import CONFIDENCE, hierarchical_bootstrap
-from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS
+from .arms import ALL_ARMS, BETA, NEEDS_PAIR_COUNTS, ArmSettings
 from .builds import DECLARED_SEEDS
 from .demo import CONDITIONAL_SAMPLES, DEFAULT_JOBS, MeasureSpec, Run, fit_and_measure, run_all
 from .worlds import WORLDS
@@ -69,12 +69,14 @@ class StudyOptions:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     arms: tuple[str, ...] = DEFAULT_ARMS
     part: str | None = None  # "K/N"
+    only_organisms: tuple[int, ...] | None = None  # run only these of the declared organisms now
     split: str = "validation"
     register_dir: str = REGISTER_DIR
     samples_per_question: int = 32
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
     jobs: int = DEFAULT_JOBS
     threads: int = 0
+    beta: float = BETA  # the conscience term's IPO beta (ArmSettings.beta)
 
     def __post_init__(self):
         if self.world not in WORLDS:
@@ -86,8 +88,16 @@ class StudyOptions:
                 raise ValueError(f"{flag}: give distinct seeds >= 0, got {','.join(map(str, values)) or 'none'}")
         check_arms(list(self.arms))
         parse_part(self.part)
+        stray = sorted(set(self.only_organisms or ()) - set(self.organism_seeds))
+        if stray or self.only_organisms == ():
+            raise ValueError(
+                f"--only-organisms: give some of the declared organism seeds "
+                f"({','.join(map(str, self.organism_seeds))}); not declared: {','.join(map(str, stray)) or 'none given'}"
+            )
         if self.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
+        if not self.beta > 0:
+            raise ValueError(f"--beta must be > 0, got {self.beta}")
         for flag in ("samples_per_question", "conditional_samples_per_question"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
@@ -278,8 +288,10 @@ def groups(options: StudyOptions) -> list[tuple[int, int]]:
 
 
 def part_groups(options: StudyOptions) -> list[tuple[int, int]]:
+    """This invocation's groups: the part's slice, on the organisms it may run now (`only_organisms`)."""
     k, n = parse_part(options.part)
-    return [g for i, g in enumerate(groups(options)) if i % n == k - 1]
+    now = set(options.only_organisms or options.organism_seeds)
+    return [g for i, g in enumerate(groups(options)) if i % n == k - 1 and g[0] in now]
 
 
 def planned_runs(options: StudyOptions, organism_seed: int, seeds: list[int]) -> list[Run]:
@@ -323,13 +335,12 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
     """Build the declared organisms of this part, run what is missing, write study.json when all is there.
 
     Returns {"ran": runs fitted now, "done": results present, "total": runs planned, "study": the study or None}."""
-    from .arms import ArmSettings
-
     if options.split == "test":
         check_registration(options.register_dir, options.organism_seeds, options.arms)
         log_test_look(options.out)
     os.makedirs(options.out, exist_ok=True)
-    settings = settings or ArmSettings()
+    settings = settings or ArmSettings(beta=options.beta)
+    check_settings(options.out, settings)
     mine = part_groups(options)
     ran = 0
     for org_seed in options.organism_seeds:
@@ -369,6 +380,23 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
     else:
         log(f"{status['done']} of {status['total']} runs done; study.json waits for the rest (other parts)")
     return {"ran": ran, "done": status["done"], "total": status["total"], "study": study}
+
+
+def check_settings(out: str, settings) -> dict:
+    """The fine-tuning settings of the study in `out` (DIR/settings.json, written by its first invocation):
+    a later invocation with other settings is refused, so no study mixes runs of two protocols."""
+    path = os.path.join(out, "settings.json")
+    mine = asdict(settings)
+    if not os.path.isfile(path):
+        write_json(path, mine)
+        return mine
+    with open(path) as f:
+        theirs = json.load(f)
+    changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if changed:
+        diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in changed)
+        raise ValueError(f"{path}: this study's runs were made with other settings ({diffs}); use another --out")
+    return theirs
 
 
 def _organisms(options: StudyOptions) -> dict[int, dict | None]:
@@ -548,6 +576,7 @@ def summarize_study(loaded: dict, options: StudyOptions) -> dict:
         "organisms": loaded["organisms"],
         "counted_organisms": list(per_org),
         "seeds": list(options.seeds),
+        "settings": asdict(ArmSettings(beta=options.beta)),
         "arms": arms,
         "contrasts": contrasts,
         "why_two_intervals": (

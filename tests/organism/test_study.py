@@ -305,3 +305,24 @@ def test_the_registered_test_split_is_the_current_one():
     assert committed == study.canonical_json(study.test_split())
     assert record["organism_seeds"] == list(study.DEFAULT_ORGANISM_SEEDS)
     assert list(record["arms"]) == list(study.DEFAULT_ARMS)
+
+
+def test_only_some_organisms_run_now_and_the_rest_later(tmp_path):
+    first = run(options(tmp_path, only_organisms=(1,)))
+    assert {os.path.basename(o) for o, _, _ in CALLS} == {"v2-1"} and first["study"] is None
+    assert not (tmp_path / "organisms" / "0.json").exists()  # an organism not run now is not built now
+    rest = run(options(tmp_path))
+    assert {os.path.basename(o) for o, _, _ in CALLS} == {"v2-0", "v2-2"} and rest["study"] is not None
+    with pytest.raises(ValueError, match="--only-organisms: .*not declared: 7"):
+        options(tmp_path, only_organisms=(1, 7))
+
+
+def test_a_study_refuses_to_mix_settings(tmp_path):
+    run(options(tmp_path, organism_seeds=(0,), seeds=(0,)))
+    assert json.load(open(tmp_path / "settings.json"))["beta"] == study.BETA
+    with pytest.raises(ValueError, match=r"settings.json: this study's runs were made with other settings \(beta: 4.0"):
+        run(options(tmp_path, organism_seeds=(0,), seeds=(0,), beta=2.0))
+    out = run(options(tmp_path / "b2", organism_seeds=(0,), seeds=(0,), beta=2.0))["study"]
+    assert out["settings"]["beta"] == 2.0
+    with pytest.raises(ValueError, match="--beta must be > 0"):
+        options(tmp_path, beta=0.0)
