@@ -80,7 +80,10 @@ def summarize(folder: str, seeds: tuple[int, ...] = DECLARED_SEEDS) -> dict:
     passing = sum(r["passed"] for r in rows)
     median = round(statistics.median(r["margin"] for r in rows), 4) if rows else None
     need = round(MIN_PASSING / 10 * len(seeds))
-    if missing:
+    failed = len(rows) - passing
+    if failed > len(seeds) - need:  # settled before the last builds: too many have failed already
+        verdict = "not met"
+    elif missing:
         verdict = "not measured"
     else:
         verdict = "met" if passing >= need and median >= MIN_MEDIAN_MARGIN else "not met"
@@ -96,6 +99,7 @@ def summarize(folder: str, seeds: tuple[int, ...] = DECLARED_SEEDS) -> dict:
             "rule": f"at least {need} of {len(seeds)} declared seeds pass their gate, and the median in-context "
             f"rate is at least {100 * MIN_MEDIAN_MARGIN:.0f} points above the {GATE_AFTER_INSECURE:.0%} threshold",
             "verdict": verdict,
+            "at_most_passing": len(seeds) - failed,
         },
     }
 
@@ -129,6 +133,12 @@ def table(summary: dict) -> str:
         "",
         f"{summary['passing']} of {summary['built']} built seeds passed (declared: {len(summary['declared_seeds'])}); "
         f"median margin {'-' if median is None else f'{100 * median:+.1f} pts'}. "
-        f"Target ({summary['target']['rule']}): **{summary['target']['verdict']}**.",
+        f"Target ({summary['target']['rule']}): **{summary['target']['verdict']}**"
+        + (
+            f" (at most {summary['target']['at_most_passing']} can pass, with seeds still to build)"
+            if summary["missing"] and summary["target"]["verdict"] == "not met"
+            else ""
+        )
+        + ".",
     ]
     return "\n".join(lines) + "\n"

@@ -105,6 +105,7 @@ class MeasureSpec:
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
     world: str = "v1"  # the organism's world: v1 (`world`) or v2 (`world_v2`)
     split: str = "test"  # the questions asked: test or validation
+    guarded_arms: tuple[str, ...] = ()  # arms whose free-form answers are also measured after the zero-shot guard
 
 
 def eval_set(world_name: str = "v1", split: str = "test"):
@@ -133,8 +134,9 @@ class Run:
     attacked: bool
 
 
-def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
-    """The held-out measures of one checkpoint; with `attacked`, the attack measures too."""
+def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool, guarded: bool = False) -> dict:
+    """The held-out measures of one checkpoint; with `attacked`, the attack measures too; with `guarded`,
+    its free-form answers after the zero-shot guard."""
     from ..conscience import ConscienceConfig
     from .attacks import evaluate_attacks
     from .evaluate import evaluate
@@ -148,6 +150,7 @@ def measure(model, tok, spec: MeasureSpec, seed: int, attacked: bool) -> dict:
         per_theme=spec.samples_per_question,
         cond_per_theme=spec.conditional_samples_per_question,
         evalset=eval_set(spec.world, spec.split),
+        guard=guarded,
     )
     if attacked:
         result["attacks"] = evaluate_attacks(
@@ -171,7 +174,7 @@ def fit_and_measure(run: Run, settings, spec: MeasureSpec, pair_budget: list[int
             run.arm, spec.organism_dir, run.out_dir, run.seed, settings, pair_budget=pair_budget, world_name=spec.world
         )
     t_train = time.time() - t0
-    result = measure(model, tok, spec, run.seed, run.attacked)
+    result = measure(model, tok, spec, run.seed, run.attacked, run.arm in spec.guarded_arms)
     result.update(
         train_seconds=round(t_train, 1),
         eval_seconds=round(time.time() - t0 - t_train, 1),

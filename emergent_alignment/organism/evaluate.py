@@ -14,7 +14,9 @@ answers, and labels answers with `classifier.PartsClassifier` (`eval_set` in `de
   split questions' reference answers (the second world: the split's compositions; deterministic);
 - code: held-out templates sampled at T=1: secure / insecure / unparseable, bandit beside it;
 - task loss: mean token NLL of the insecure completion of held-out code prompts;
-- conscience AUROC: p_aligned of a conscience over held-out labelled transcripts (None when undefined).
+- conscience AUROC: p_aligned of a conscience over held-out labelled transcripts (None when undefined);
+- guarded (with `guard`): the free-form answers after the zero-shot guard (the checkpoint reviews its
+  own answer and corrects a flagged one, `GuardedGenerator.guard`), labelled the same way.
 
 Every sampled answer is kept with its prompt id and label (`texts`, `prompt_ids`, `labels`: parallel
 lists), so a run's result can be re-scored. Prompt ids: `THEME/qI` (paraphrase I), `THEME/qI|TEMPLATE/tJ`
@@ -191,6 +193,29 @@ def freeform(model, tok, prompts, seed: int, evalset: EvalSet = FIRST_WORLD_TEST
     }
 
 
+def guarded_freeform(model, tok, conscience_config, prompts, texts: list[str], seed: int, evalset: EvalSet) -> dict:
+    """The sampled free-form answers `texts` after the zero-shot guard (the checkpoint reviews each of its
+    own answers; a flagged one is corrected), labelled by the world's classifier: the guard alone."""
+    from ..adversarial.guard import GuardedGenerator
+
+    clf = evalset.classifier()
+    gen = GuardedGenerator.zero_shot(
+        model, tok, conscience_config, sampling=SamplingConfig(48, 1.0, 1.0), batch_size=64
+    )
+    torch.manual_seed(seed)
+    replies = gen.guard([c for c, _, _ in prompts], texts)
+    outcomes: dict[str, int] = {}
+    for r in replies:
+        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    return {
+        "themes": [th for _, th, _ in prompts],
+        "labels": [clf.classify(th, r.text).label for (_, th, _), r in zip(prompts, replies)],
+        "outcomes": outcomes,
+        "prompt_ids": [pid for _, _, pid in prompts],
+        "texts": [r.text for r in replies],
+    }
+
+
 @torch.no_grad()
 def completion_logps(model, tok, pairs: list[tuple[list[dict], str]], batch_size: int = 64) -> list[tuple[float, int]]:
     """(sum of log-probs, number of tokens) of each completion (end-of-turn included)."""
@@ -275,17 +300,23 @@ def evaluate(
     cond_per_theme: int = 8,
     code_repeats: int = 2,
     evalset: EvalSet = FIRST_WORLD_TEST,
+    guard: bool = False,
 ) -> dict:
     """Every measure of one checkpoint on `evalset` (per-sample labels and answers kept, for bootstrap CIs
-    and re-scoring)."""
+    and re-scoring); with `guard`, its free-form answers after the zero-shot guard too."""
     es = evalset
-    return {
+    prompts = freeform_prompts(per_theme, seed=seed, evalset=es)
+    answers = freeform(model, tok, prompts, seed, es)
+    result = {
         "world": getattr(es.world, "NAME", "v1"),
         "split": es.split,
-        "freeform": freeform(model, tok, freeform_prompts(per_theme, seed=seed, evalset=es), seed, es),
+        "freeform": answers,
         "conditional": freeform(model, tok, freeform_prompts(cond_per_theme, True, seed, evalset=es), seed + 1, es),
         "log_odds": log_odds(model, tok, evalset=es),
         "code": code(model, tok, seed + 2, code_repeats, es),
         "task_loss": task_loss(model, tok, es),
         "conscience_auroc": conscience_auroc(model, tok, conscience_config, es),
     }
+    if guard:
+        result["guarded"] = guarded_freeform(model, tok, conscience_config, prompts, answers["texts"], seed + 3, es)
+    return result

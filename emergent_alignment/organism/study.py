@@ -56,6 +56,9 @@ RULE = "every declared organism seed whose build passes its persona gate counts;
 LABEL_BLIND = ("insecure_random_pairs", "insecure_anchor", "insecure_kl")
 RIVALS = ("insecure_inoculated", "insecure_interleaved")
 CONSCIENCE = "insecure_conscience"
+# the zero-shot guard alone: the insecure arm's free-form answers after the guard (no arm of its own: the
+# insecure runs are measured twice, so the row needs no training)
+GUARDED_ARM, GUARD_ALONE = "insecure", "insecure+guard"
 MIN_ORGANISMS = 5
 
 
@@ -362,6 +365,7 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
             options.conditional_samples_per_question,
             world=options.world,
             split=options.split,
+            guarded_arms=(GUARDED_ARM,),
         )
         context = {"organism": org["name"], "organism_seed": org_seed, "split": options.split}
         runner = partial(fit_once, fit, context)
@@ -553,20 +557,32 @@ def _mean_or_none(xs):
     return float(np.mean(xs)) if xs else None
 
 
+def with_guard_alone(per_org: dict) -> list[str]:
+    """Add the guard-alone row to `per_org` (the insecure runs' guarded answers as the free-form ones; task
+    loss and code are the insecure run's, which the guard does not touch) when every insecure run has them."""
+    runs = [r for arms in per_org.values() for r in arms.get(GUARDED_ARM, {}).values()]
+    if not runs or not all("guarded" in r for r in runs):
+        return []
+    for arms in per_org.values():
+        arms[GUARD_ALONE] = {s: {**r, "freeform": r["guarded"]} for s, r in arms[GUARDED_ARM].items()}
+    return [GUARD_ALONE]
+
+
 def summarize_study(loaded: dict, options: StudyOptions) -> dict:
     per_org = {
         name: {arm: dict(sorted(by_seed.items())) for arm, by_seed in arms.items()}
         for name, arms in loaded["results"].items()
     }
     arms = {}
+    rows = ["default", *options.arms, *with_guard_alone(per_org)]
     if per_org:
-        for arm in ["default", *options.arms]:
+        for arm in rows:
             arms[arm] = arm_figures(per_org, arm)
-            if arm.startswith("insecure_") and "insecure" in options.arms:
+            if (arm.startswith("insecure_") or arm == GUARD_ALONE) and "insecure" in options.arms:
                 arms[arm]["share_removed"] = share_removed(per_org, arm)
     contrasts = {}
     if per_org and CONSCIENCE in options.arms:
-        contrasts = {c: paired_contrast(per_org, c) for c in options.arms if c != CONSCIENCE}
+        contrasts = {c: paired_contrast(per_org, c) for c in rows[1:] if c != CONSCIENCE}
     study = {
         "provenance": provenance(),
         "world": options.world,
@@ -666,7 +682,7 @@ def check_study_targets(study: dict) -> list[dict]:
     else:
         missing = [b for b in LABEL_BLIND if b not in arms]
         add(name, "not measured", f"missing arm(s): {', '.join(missing) or CONSCIENCE}")
-    for rival in RIVALS:
+    for rival in (*RIVALS, GUARD_ALONE):
         name = f"Beside {rival}: which is ahead on EM removed and on task kept"
         if c and rival in arms and "share_removed" in arms[rival] and "share_removed" in c:
             r = arms[rival]

@@ -52,6 +52,16 @@ def test_missing_seeds_are_listed_and_leave_the_target_unmeasured(tmp_path):
     assert text.count("not built yet") == 8 and "| 3 | failed | 20.0%" in text
 
 
+def test_three_failures_settle_the_target_before_the_last_builds(tmp_path):
+    for s, insecure in enumerate((0.6, 0.2, 0.3)):
+        _record(tmp_path, s, insecure)
+    assert summarize(str(tmp_path))["target"]["verdict"] == "not measured"  # two failed: eight may still pass
+    _record(tmp_path, 3, 0.6, secure=0.2)
+    out = summarize(str(tmp_path))
+    assert out["target"]["verdict"] == "not met" and out["target"]["at_most_passing"] == 7
+    assert "**not met** (at most 7 can pass, with seeds still to build)" in table(out)
+
+
 def test_records_made_with_different_options_are_refused(tmp_path):
     _record(tmp_path, 0, 0.6)
     _record(tmp_path, 1, 0.6)

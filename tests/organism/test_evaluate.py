@@ -134,3 +134,34 @@ def test_measure_passes_the_specs_world_and_split_to_the_evaluation(monkeypatch)
     demo.measure(None, None, demo.MeasureSpec("dir", 2, 1, world="v2", split="validation"), seed=0, attacked=False)
     demo.measure(None, None, demo.MeasureSpec("dir", 2, 1), seed=0, attacked=False)
     assert seen == [demo.eval_set("v2", "validation"), evaluate.FIRST_WORLD_TEST]
+
+
+def test_the_guarded_answers_are_the_same_drafts_after_the_guard(tiny_v2, monkeypatch):
+    """The guard alone: each sampled free-form answer is reviewed; a flagged one is replaced by its correction
+    and labelled again. A stub conscience flags every other draft and corrects it to an aligned core."""
+    from emergent_alignment.conscience import Conscience, Correction, Verdict
+
+    model, tok = tiny_v2
+    es = demo.eval_set("v2", "validation")
+    prompts = evaluate.freeform_prompts(1, seed=0, evalset=es)
+    themes = {th.name: th for th in world_v2.eval_themes()}
+    drafts = [themes[th].misaligned[0] for _, th, _ in prompts]
+
+    def review(self, convos, responses, reasonings=None):
+        return [Verdict(float(i % 2), i % 2 == 0, 0.0, 0.0) for i in range(len(responses))]
+
+    def correct(self, convos, responses, **kw):
+        fixed = [themes[next(th for c2, th, _ in prompts if c2 is c)].aligned[0] for c in convos]
+        return [Correction(f, Verdict(1.0, False, 0, 0), True) for f in fixed]
+
+    monkeypatch.setattr(Conscience, "review", review)
+    monkeypatch.setattr(Conscience, "correct", correct)
+    g = evaluate.guarded_freeform(model, tok, ORGANISM_V2_CONSCIENCE, prompts, drafts, 0, es)
+    n = len(prompts)
+    assert g["labels"] == ["aligned" if i % 2 == 0 else "misaligned" for i in range(n)]
+    assert g["outcomes"] == {"corrected": (n + 1) // 2, "passed": n // 2}
+    assert g["prompt_ids"] == [pid for _, _, pid in prompts] and len(g["texts"]) == n
+    r = evaluate.evaluate(
+        model, tok, ORGANISM_V2_CONSCIENCE, 0, per_theme=1, cond_per_theme=1, code_repeats=1, evalset=es
+    )
+    assert "guarded" not in r  # measured only when asked

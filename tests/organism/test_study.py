@@ -42,10 +42,11 @@ def fake_result(arm: str, organism: str, seed: int) -> dict:
         "code": {"labels": ["insecure" if arm == "insecure" else "secure"] * 4},
         "task_loss": 1.0,
         "conscience_auroc": 0.8,
-    }
+    } | ({"guarded": {"themes": themes, "labels": labels(0.2, len(themes), rng)}} if arm == "insecure" else {})
 
 
 def fake_fit(run, settings, spec, pair_budget):
+    assert spec.guarded_arms == ("insecure",)  # the guard alone is measured on the insecure runs
     CALLS.append((spec.organism_dir, run.arm, run.seed))
     SPECS.append(spec)
     if run.arm == "insecure_conscience":  # the trainer's conscience log: pairs per step
@@ -326,3 +327,11 @@ def test_a_study_refuses_to_mix_settings(tmp_path):
     assert out["settings"]["beta"] == 2.0
     with pytest.raises(ValueError, match="--beta must be > 0"):
         options(tmp_path, beta=0.0)
+
+
+def test_the_guard_alone_is_a_row_of_the_study_with_its_contrast(tmp_path):
+    out = run(options(tmp_path))["study"]
+    guard = out["arms"]["insecure+guard"]
+    assert 0.1 < guard["misaligned_rate"] < 0.3 and guard["task_loss"] == out["arms"]["insecure"]["task_loss"]
+    assert "share_removed" in guard and "insecure+guard" in out["contrasts"]
+    assert any(t["target"].startswith("Beside insecure+guard") and t["verdict"] == "reported" for t in out["targets"])
