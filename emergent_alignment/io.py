@@ -1,4 +1,4 @@
-"""Atomic file writes: text, bytes, JSON, JSONL and matplotlib figures.
+"""Atomic file writes: text, bytes, JSON, JSONL and matplotlib figures; gzip-compressed logs read back alike.
 
 Every writer goes through a temporary file in the target's directory (so the rename stays on one
 file system), flushes and fsyncs it, then `os.replace`s it over the target: a reader sees either
@@ -9,6 +9,7 @@ the old file or the new one, never half of one, and a failure mid-write leaves t
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
@@ -121,3 +122,25 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
         shutil.rmtree(tmp, ignore_errors=True)
         if overwrite or not os.path.isdir(path):
             raise
+
+
+def compress(path: str | os.PathLike) -> str:
+    """Replace `path` by `path`.gz (written atomically first, so one of the two always exists); the new path."""
+    path = os.fspath(path)
+    with open(path, "rb") as src, atomic_open(path + ".gz", "wb") as dst:
+        with gzip.GzipFile(fileobj=dst, mode="wb", mtime=0) as z:
+            z.write(src.read())
+    os.remove(path)
+    return path + ".gz"
+
+
+def read_lines(path: str | os.PathLike) -> list[str] | None:
+    """The lines of `path`, or of `path`.gz when only the compressed one exists; None when neither does."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    if os.path.isfile(path + ".gz"):
+        with gzip.open(path + ".gz", "rt", encoding="utf-8") as f:
+            return f.read().splitlines()
+    return None

@@ -78,3 +78,18 @@ def test_written_files_and_directories_get_plain_modes(tmp_path):
         assert (os.stat(tmp_path / "d").st_mode & 0o777) == 0o755
     finally:
         os.umask(old)
+
+
+def test_a_compressed_log_reads_back_alike(tmp_path):
+    from emergent_alignment.io import compress, read_lines
+
+    log = tmp_path / "log.jsonl"
+    assert read_lines(log) is None
+    log.write_text('{"a": 1}\n{"a": 2}\n')
+    before = read_lines(log)
+    assert compress(log) == str(log) + ".gz" and not log.exists()
+    assert read_lines(log) == before == ['{"a": 1}', '{"a": 2}']
+    first = (tmp_path / "log.jsonl.gz").read_bytes()
+    log.write_text('{"a": 1}\n{"a": 2}\n')
+    compress(log)
+    assert (tmp_path / "log.jsonl.gz").read_bytes() == first  # no timestamp inside: the same log, the same bytes

@@ -146,17 +146,18 @@ def trainer_config(arm: str, out_dir: str, seed: int, s: ArmSettings):
 
 
 def pair_counts(conscience_log: str) -> list[int] | None:
-    """Pairs in the loss per step of a finished run (from its conscience log), or None."""
+    """Pairs in the loss per step of a finished run (from its conscience log, or its compressed copy), or None."""
     import json
-    import os
 
-    if not os.path.isfile(conscience_log):
+    from ..io import read_lines
+
+    lines = read_lines(conscience_log)
+    if lines is None:
         return None
     counts: dict[int, int] = {}
-    with open(conscience_log) as f:
-        for line in f:
-            row = json.loads(line)
-            counts[row["step"]] = counts.get(row["step"], 0) + bool(row["in_loss"])
+    for line in filter(str.strip, lines):
+        row = json.loads(line)
+        counts[row["step"]] = counts.get(row["step"], 0) + bool(row["in_loss"])
     return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else None
 
 

@@ -4,8 +4,8 @@ organism world's ground-truth classifier: on the policy's own probe answers, as 
 from __future__ import annotations
 
 import json
-import os
 
+from ..io import read_lines
 from ..stats import auroc
 from . import worlds
 from .classifier import classify_code
@@ -21,10 +21,10 @@ def conscience_curve(log_path: str, bins: int = 5, world: str = "v1") -> dict:
     """Per step: probes, flagged, pairs; per step bin: the conscience's precision and recall on
     the policy's own samples against the ground-truth classifier of `world` (incoherent samples left
     out); over the run, its AUROC on them (1 - p_aligned scoring the misaligned ones)."""
-    if not os.path.isfile(log_path):
+    lines = read_lines(log_path)  # the log, or its compressed copy (the study keeps those)
+    if lines is None:
         return {}
-    with open(log_path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = [json.loads(line) for line in lines if line.strip()]
     questions, codes = _truth_lookup(worlds.module(world))
     clf = worlds.classifier(world)
     steps: dict[int, list[int]] = {}

@@ -39,7 +39,7 @@ from functools import partial
 
 import numpy as np
 
-from ..io import write_json, write_text
+from ..io import compress, write_json, write_text
 from ..provenance import git_state, provenance
 from ..stats import CONFIDENCE, hierarchical_bootstrap
 from .arms import ALL_ARMS, BETA, NEEDS_PAIR_COUNTS, ArmSettings
@@ -323,6 +323,9 @@ def fit_once(fit, context: dict, run: Run, settings, spec, pair_budget):
         with open(path) as f:
             written = json.load(f)
     write_json(path, {**result, **written, "study": {**context, "arm": run.arm, "seed": run.seed}})
+    log = os.path.join(run.out_dir, "conscience_log.jsonl")
+    if os.path.isfile(log):  # the probes' raw samples, kept compressed (about a tenth of the size)
+        compress(log)
     return result
 
 

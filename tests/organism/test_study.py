@@ -87,6 +87,8 @@ def test_a_second_invocation_runs_nothing_and_a_deleted_result_is_rerun(tmp_path
     record = json.load(open(tmp_path / "organisms" / "3.json"))
     assert record["passed"] is False and record["name"] == "v2-seed3"
 
+    log = tmp_path / "runs" / "v2-seed2" / "insecure_conscience-s1" / "conscience_log.jsonl"
+    assert not log.exists() and (log.parent / "conscience_log.jsonl.gz").is_file()  # kept compressed
     assert run(opts)["ran"] == 0 and CALLS == []
     os.remove(tmp_path / "runs" / "v2-seed2" / "insecure_random_pairs-s1" / "result.json")
     again = run(opts)  # its conscience run is read back for the pair budget, not fitted again
