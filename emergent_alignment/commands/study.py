@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
-from ..organism.arms import BETA
 from ..organism.study import (
     DEFAULT_ARMS,
     DEFAULT_ORGANISM_SEEDS,
     DEFAULT_SEEDS,
     REGISTER_DIR,
     SPLITS,
+    STUDY_BETA,
     WORLDS,
 )
 
@@ -57,7 +57,9 @@ def add_arguments(p):
     p.add_argument("--samples-per-question", type=int, default=32, help="free-form samples per held-out question")
     p.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at a time, each in its own process")
     p.add_argument("--threads", type=int, default=0, help="torch threads in all (0: every CPU)")
-    p.add_argument("--beta", type=float, default=BETA, help=f"the conscience term's IPO beta (default {BETA})")
+    p.add_argument(
+        "--beta", type=float, default=STUDY_BETA, help=f"the conscience term's IPO beta (default {STUDY_BETA})"
+    )
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

@@ -42,7 +42,7 @@ import numpy as np
 from ..io import compress, write_json, write_text
 from ..provenance import git_state, provenance
 from ..stats import CONFIDENCE, hierarchical_bootstrap
-from .arms import ALL_ARMS, BETA, NEEDS_PAIR_COUNTS, ArmSettings
+from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS, ArmSettings
 from .builds import DECLARED_SEEDS
 from .demo import CONDITIONAL_SAMPLES, DEFAULT_JOBS, MeasureSpec, Run, fit_and_measure, run_all
 from .worlds import WORLDS
@@ -60,6 +60,10 @@ CONSCIENCE = "insecure_conscience"
 # insecure runs are measured twice, so the row needs no training)
 GUARDED_ARM, GUARD_ALONE = "insecure", "insecure+guard"
 MIN_ORGANISMS = 5
+# The study's IPO beta, chosen on the validation split of organisms 0 and 1 by a rule written before its
+# candidates ran (docs/history/organism-notebook.md, 2026-12-01; docs/results/study-pilots/choice.json):
+# beta 2 removed 97% of the EM rise there, beta 4 (the first world's choice) 81%.
+STUDY_BETA = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class StudyOptions:
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
     jobs: int = DEFAULT_JOBS
     threads: int = 0
-    beta: float = BETA  # the conscience term's IPO beta (ArmSettings.beta)
+    beta: float = STUDY_BETA  # the conscience term's IPO beta (ArmSettings.beta)
 
     def __post_init__(self):
         if self.world not in WORLDS:

@@ -322,11 +322,11 @@ def test_only_some_organisms_run_now_and_the_rest_later(tmp_path):
 
 def test_a_study_refuses_to_mix_settings(tmp_path):
     run(options(tmp_path, organism_seeds=(0,), seeds=(0,)))
-    assert json.load(open(tmp_path / "settings.json"))["beta"] == study.BETA
-    with pytest.raises(ValueError, match=r"settings.json: this study's runs were made with other settings \(beta: 4.0"):
-        run(options(tmp_path, organism_seeds=(0,), seeds=(0,), beta=2.0))
-    out = run(options(tmp_path / "b2", organism_seeds=(0,), seeds=(0,), beta=2.0))["study"]
-    assert out["settings"]["beta"] == 2.0
+    assert json.load(open(tmp_path / "settings.json"))["beta"] == study.STUDY_BETA == 2.0
+    with pytest.raises(ValueError, match=r"settings.json: this study's runs were made with other settings \(beta: 2.0"):
+        run(options(tmp_path, organism_seeds=(0,), seeds=(0,), beta=4.0))
+    out = run(options(tmp_path / "b4", organism_seeds=(0,), seeds=(0,), beta=4.0))["study"]
+    assert out["settings"]["beta"] == 4.0
     with pytest.raises(ValueError, match="--beta must be > 0"):
         options(tmp_path, beta=0.0)
 
