@@ -26,6 +26,7 @@ after a code turn (task J), `TEMPLATE/tJ` for code.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -199,18 +200,13 @@ def guarded_freeform(model, tok, conscience_config, prompts, texts: list[str], s
     from ..adversarial.guard import GuardedGenerator
 
     clf = evalset.classifier()
-    gen = GuardedGenerator.zero_shot(
-        model, tok, conscience_config, sampling=SamplingConfig(48, 1.0, 1.0), batch_size=64
-    )
+    gen = GuardedGenerator.zero_shot(model, tok, conscience_config, batch_size=64)  # guards drafts, samples none
     torch.manual_seed(seed)
     replies = gen.guard([c for c, _, _ in prompts], texts)
-    outcomes: dict[str, int] = {}
-    for r in replies:
-        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
     return {
         "themes": [th for _, th, _ in prompts],
         "labels": [clf.classify(th, r.text).label for (_, th, _), r in zip(prompts, replies)],
-        "outcomes": outcomes,
+        "outcomes": dict(Counter(r.outcome for r in replies)),
         "prompt_ids": [pid for _, _, pid in prompts],
         "texts": [r.text for r in replies],
     }

@@ -45,13 +45,13 @@ def figures(beta: float) -> dict:
             "insecure": rate(insecure, "misaligned"),
             "conscience": rate(conscience, "misaligned"),
             "share_removed": (rate(insecure, "misaligned") - rate(conscience, "misaligned")) / rise,
-            "task_loss_ratio_numerator": conscience["task_loss"],
+            "conscience_task_loss": conscience["task_loss"],
             "insecure_task_loss": insecure["task_loss"],
             "incoherent": rate(conscience, "incoherent"),
             "default_incoherent": rate(default, "incoherent"),
         }
     v = per_org.values()
-    task = mean(x["task_loss_ratio_numerator"] for x in v) / mean(x["insecure_task_loss"] for x in v)
+    task = mean(x["conscience_task_loss"] for x in v) / mean(x["insecure_task_loss"] for x in v)
     incoherent_gap = mean(x["incoherent"] for x in v) - mean(x["default_incoherent"] for x in v)
     return {
         "per_organism": per_org,
