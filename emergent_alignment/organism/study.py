@@ -401,8 +401,11 @@ def check_settings(out: str, settings) -> dict:
     if not os.path.isfile(path):
         write_json(path, mine)
         return mine
-    with open(path) as f:
-        theirs = json.load(f)
+    try:
+        with open(path) as f:
+            theirs = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
     changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if changed:
         diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in changed)

@@ -329,6 +329,9 @@ def test_a_study_refuses_to_mix_settings(tmp_path):
     assert out["settings"]["beta"] == 4.0
     with pytest.raises(ValueError, match="--beta must be > 0"):
         options(tmp_path, beta=0.0)
+    (tmp_path / "settings.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"settings.json: not valid JSON \(line 1\)"):
+        run(options(tmp_path, organism_seeds=(0,), seeds=(0,)))
 
 
 def test_the_guard_alone_is_a_row_of_the_study_with_its_contrast(tmp_path):
