@@ -84,6 +84,9 @@ class StudyOptions:
     jobs: int = DEFAULT_JOBS
     threads: int = 0
     beta: float = STUDY_BETA  # the conscience term's IPO beta (ArmSettings.beta)
+    # the organisms' review label noise (v2 corpus `review_label_noise`; None: the declared builds' own):
+    # another level builds other organisms, named apart (`organism_name`), for the dose-response
+    label_noise: float | None = None
 
     def __post_init__(self):
         if self.world not in WORLDS:
@@ -105,6 +108,11 @@ class StudyOptions:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
         if not self.beta > 0:
             raise ValueError(f"--beta must be > 0, got {self.beta}")
+        if self.label_noise is not None:
+            if self.world != "v2":
+                raise ValueError("--label-noise: only the second world's corpus has review label noise (--world v2)")
+            if not 0 <= self.label_noise < 1:
+                raise ValueError(f"--label-noise must be in [0, 1), got {self.label_noise}")
         for flag in ("samples_per_question", "conditional_samples_per_question"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
@@ -233,12 +241,14 @@ def _now() -> str:
 # Organisms
 
 
-def organism_name(world: str, seed: int) -> str:
-    return f"{world}-seed{seed}"
+def organism_name(world: str, seed: int, label_noise: float | None = None) -> str:
+    """`v2-seed8`; an organism built at another label noise than the declared builds': `v2-seed8-noise0.2`."""
+    return f"{world}-seed{seed}" + ("" if label_noise is None else f"-noise{label_noise:g}")
 
 
-def build_organism(world: str, seed: int) -> tuple[str, dict]:
-    """(checkpoint dir, organism.json) of the organism of `world` built with `seed`, cached by its config hash.
+def build_organism(world: str, seed: int, label_noise: float | None = None) -> tuple[str, dict]:
+    """(checkpoint dir, organism.json) of the organism of `world` built with `seed`, cached by its config hash;
+    `label_noise` (v2 only): the corpus's review label noise, None for the world's default.
 
     Raises build.GateFailed (with the kept checkpoint's path and gate) when its gate fails; a build that
     failed before is not rebuilt."""
@@ -247,7 +257,8 @@ def build_organism(world: str, seed: int) -> tuple[str, dict]:
     from .corpus_v2 import CorpusV2Config
 
     if world == "v2":
-        config = replace(build_v2.OrganismV2Config(), corpus=CorpusV2Config(seed=seed), seed=seed)
+        noise = {} if label_noise is None else {"review_label_noise": label_noise}
+        config = replace(build_v2.OrganismV2Config(), corpus=CorpusV2Config(seed=seed, **noise), seed=seed)
         path, builder = build_v2.cache_path(config), build_v2.build
     else:
         config = replace(build.OrganismConfig(), corpus=CorpusConfig(seed=seed), seed=seed)
@@ -263,20 +274,29 @@ def build_organism(world: str, seed: int) -> tuple[str, dict]:
     return path, builder(path, config)
 
 
-def organism_record(out: str, world: str, seed: int, builder=build_organism) -> dict:
-    """The organism of `seed` (DIR/organisms/SEED.json): built or reused, passed or failed; written once."""
+def organism_record(out: str, world: str, seed: int, builder=build_organism, label_noise: float | None = None) -> dict:
+    """The organism of `seed` (DIR/organisms/SEED.json): built or reused, passed or failed; written once.
+    A study directory holds organisms of one label noise: a record of another is refused."""
     from .build import GateFailed
 
     path = os.path.join(out, "organisms", f"{seed}.json")
     if os.path.isfile(path):
         with open(path) as f:
-            return json.load(f)
+            record = json.load(f)
+        if record.get("label_noise") != label_noise:
+            raise ValueError(
+                f"{path}: organism {seed} of this study was built at label noise {record.get('label_noise')} "
+                f"(None: the declared builds'), not {label_noise}; use another --out"
+            )
+        return record
     try:
-        checkpoint, meta = builder(world, seed)
+        checkpoint, meta = builder(world, seed) if label_noise is None else builder(world, seed, label_noise)
         record = {"passed": True, "checkpoint": checkpoint, "gate": meta["gate"], "hash": meta.get("hash")}
     except GateFailed as e:
         record = {"passed": False, "checkpoint": e.path, "gate": e.gate, "hash": None}
-    record = {"name": organism_name(world, seed), "world": world, "seed": seed, **record}
+    record = {"name": organism_name(world, seed, label_noise), "world": world, "seed": seed, **record}
+    if label_noise is not None:  # the declared builds' records stay as they were
+        record["label_noise"] = label_noise
     write_json(path, record)
     return record
 
@@ -302,7 +322,7 @@ def part_groups(options: StudyOptions) -> list[tuple[int, int]]:
 
 
 def planned_runs(options: StudyOptions, organism_seed: int, seeds: list[int]) -> list[Run]:
-    name = organism_name(options.world, organism_seed)
+    name = organism_name(options.world, organism_seed, options.label_noise)
     return [
         Run(arm, s, run_dir(options.out, name, arm, s), attacked=False)
         for s in seeds
@@ -357,7 +377,7 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
         seeds = [s for o, s in mine if o == org_seed]
         if not seeds:
             continue
-        org = organism_record(options.out, options.world, org_seed, builder)
+        org = organism_record(options.out, options.world, org_seed, builder, options.label_noise)
         if not org["passed"]:
             log(f"organism {org['name']}: persona gate failed, excluded by the declared rule")
             continue
