@@ -575,8 +575,16 @@ def arm_figures(per_org: dict, arm: str) -> dict:
         "task_loss": float(np.mean(task)),
         "insecure_code_rate": float(per_seed_rates(per_org, arm, "code", "insecure").mean()),
         "conditional_misaligned_rate": float(per_seed_rates(per_org, arm, "conditional").mean()),
+        # the frozen copy's AUROC on the split's held-out review items (the same organism for every arm)
         "conscience_auroc": _mean_or_none(
             [r.get("conscience_auroc") for a in per_org.values() for r in a[arm].values()]
+        ),
+        "conscience_auroc_per_organism": {
+            n: _mean_or_none([r.get("conscience_auroc") for r in a[arm].values()]) for n, a in per_org.items()
+        },
+        # and on the policy's own probe answers during training (arms whose trainer asks the conscience)
+        "probe_auroc": _mean_or_none(
+            [(r.get("conscience_curve") or {}).get("probe_auroc") for a in per_org.values() for r in a[arm].values()]
         ),
         "samples": int(sum(len(r["freeform"]["labels"]) for a in per_org.values() for r in a[arm].values())),
     }
