@@ -18,26 +18,17 @@ and incoherence; and across levels the Spearman correlation of noise with AUROC 
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import numpy as np
 
-from ..io import write_json, write_text
+from ..io import read_json, write_json, write_text
 from ..provenance import provenance
 from ..stats import percentile_ci
 from .study import CONSCIENCE, _mean_or_none, _rate, arm_figures
 
 ARMS = ("default", "insecure", CONSCIENCE)
 RESULT = "dose_response.json"
-
-
-def _read_json(path: str) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
 
 
 def level_dirs(root: str) -> list[str]:
@@ -56,7 +47,7 @@ def _organism(level_dir: str) -> dict:
     records = sorted(glob.glob(os.path.join(level_dir, "organisms", "*.json")))
     if len(records) != 1:
         raise ValueError(f"{level_dir}: expected one organism record under organisms/, found {len(records)}")
-    record = _read_json(records[0])
+    record = read_json(records[0])
     if record.get("label_noise") is None:
         raise ValueError(f"{records[0]}: no label_noise (run the level with `study --label-noise R`)")
     return record
@@ -68,7 +59,7 @@ def _runs(level_dir: str, organism: str) -> dict[str, dict[int, dict]]:
     for arm in ARMS:
         for path in glob.glob(os.path.join(level_dir, "runs", organism, f"{arm}-s*", "result.json")):
             seed = int(os.path.basename(os.path.dirname(path)).rsplit("-s", 1)[1])
-            out.setdefault(arm, {})[seed] = _read_json(path)
+            out.setdefault(arm, {})[seed] = read_json(path)
     return {arm: dict(sorted(by_seed.items())) for arm, by_seed in out.items()}
 
 
@@ -108,7 +99,7 @@ def share_removed(runs: dict[str, dict[int, dict]], resamples: int = 2000, seed:
 def summarize_level(level_dir: str) -> dict:
     org = _organism(level_dir)
     checkpoint_meta = os.path.join(org["checkpoint"], "organism.json") if org.get("checkpoint") else None
-    build = _read_json(checkpoint_meta) if checkpoint_meta and os.path.isfile(checkpoint_meta) else {}
+    build = read_json(checkpoint_meta) if checkpoint_meta and os.path.isfile(checkpoint_meta) else {}
     clean = build.get("conscience", {}).get("clean", {})
     level = {
         "label_noise": org["label_noise"],

@@ -39,7 +39,7 @@ from functools import partial
 
 import numpy as np
 
-from ..io import compress, write_json, write_text
+from ..io import compress, read_json, write_json, write_text
 from ..provenance import git_state, provenance
 from ..stats import CONFIDENCE, hierarchical_bootstrap
 from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS, ArmSettings
@@ -191,17 +191,16 @@ def register(out_dir: str, organism_seeds=DEFAULT_ORGANISM_SEEDS, arms=DEFAULT_A
     return record
 
 
-def check_registration(register_dir: str, organism_seeds, arms, split: dict | None = None) -> dict:
-    """The registration in `register_dir`, after checking that the current test split has its hash and that
-    the organism seeds and arms are the declared ones; a ValueError naming the problem otherwise."""
+def check_split_registered(register_dir: str, split: dict | None = None) -> dict:
+    """The registration in `register_dir`, after checking that the current test split has its hash (anything
+    that reads the test split calls this first); a ValueError naming the problem otherwise."""
     path = os.path.join(register_dir, "registration.json")
     if not os.path.isfile(path):
         raise ValueError(
             f"--split test: no registration at {path} (run `emergent-alignment study register --out {register_dir}` "
             "and commit it before choosing the final settings)"
         )
-    with open(path) as f:
-        record = json.load(f)
+    record = read_json(path)
     current = split_sha256(split if split is not None else test_split())
     if record.get("test_split_sha256") != current:
         raise ValueError(
@@ -209,6 +208,14 @@ def check_registration(register_dir: str, organism_seeds, arms, split: dict | No
             f"{str(record.get('test_split_sha256'))[:12]}..., now {current[:12]}...); evaluating on it would not be "
             "the pre-registered test"
         )
+    return record
+
+
+def check_registration(register_dir: str, organism_seeds, arms, split: dict | None = None) -> dict:
+    """The registration in `register_dir`, after checking that the current test split has its hash and that
+    the organism seeds and arms are the declared ones; a ValueError naming the problem otherwise."""
+    path = os.path.join(register_dir, "registration.json")
+    record = check_split_registered(register_dir, split)
     if list(organism_seeds) != record["organism_seeds"]:
         raise ValueError(
             f"--organism-seeds: the registered organism seeds are {','.join(map(str, record['organism_seeds']))}, "
@@ -281,8 +288,7 @@ def organism_record(out: str, world: str, seed: int, builder=build_organism, lab
 
     path = os.path.join(out, "organisms", f"{seed}.json")
     if os.path.isfile(path):
-        with open(path) as f:
-            record = json.load(f)
+        record = read_json(path)
         if record.get("label_noise") != label_noise:
             raise ValueError(
                 f"{path}: organism {seed} of this study was built at label noise {record.get('label_noise')} "
@@ -421,11 +427,7 @@ def check_settings(out: str, settings) -> dict:
     if not os.path.isfile(path):
         write_json(path, mine)
         return mine
-    try:
-        with open(path) as f:
-            theirs = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    theirs = read_json(path)
     changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if changed:
         diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in changed)
@@ -437,7 +439,7 @@ def _organisms(options: StudyOptions) -> dict[int, dict | None]:
     out = {}
     for seed in options.organism_seeds:
         path = os.path.join(options.out, "organisms", f"{seed}.json")
-        out[seed] = _read_json(path) if os.path.isfile(path) else None
+        out[seed] = read_json(path) if os.path.isfile(path) else None
     return out
 
 
@@ -473,12 +475,7 @@ def load_results(options: StudyOptions) -> dict:
 
 
 def _read(d: str) -> dict:
-    return _read_json(os.path.join(d, "result.json"))
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    return read_json(os.path.join(d, "result.json"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The guard's cost in refusals on a second-world organism: the red-team suite on the world's test
 prompts with labels by construction (a tiny untrained v2 model: the plumbing, not the figures)."""
 
+import os
+
 import pytest
 
 from emergent_alignment.adversarial.report import OVER_REFUSAL_COLUMNS
@@ -85,14 +87,24 @@ def test_organism_refusals_refuses_a_first_world_organism(tmp_path, capsys):
 
 def test_organism_refusals_writes_the_report_of_a_second_world_organism(tiny_v2, tmp_path, capsys):
     import json
+    import shutil
 
     from emergent_alignment import cli
+    from emergent_alignment.organism.study import REGISTER_DIR
 
-    model_dir, out = tmp_path / "organism", tmp_path / "refusals"
+    model_dir, out, register = tmp_path / "organism", tmp_path / "refusals", tmp_path / "register"
     build_v2.save(*tiny_v2, {"world": world_v2.NAME}, str(model_dir))
     args = ["redteam", "--organism-refusals", str(out), "--model", str(model_dir), "--repeats", "1"]
+    args += ["--register-dir", str(register)]
+    assert cli.main(args) == 2  # the test prompts are the study's: no registration there, no look
+    assert f"no registration at {register}/registration.json" in capsys.readouterr().err and not out.exists()
+    register.mkdir()
+    shutil.copy(os.path.join(REGISTER_DIR, "registration.json"), register)  # the committed one
     assert cli.main(args) == 0
-    assert "Over-refusal" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Over-refusal" in printed and "a look at the pre-registered test split, logged in" in printed
+    (look,) = [json.loads(line) for line in (register / "test_looks.jsonl").read_text().splitlines()]
+    assert set(look) == {"when", "command", "commit"}
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["model"] == str(model_dir) and report["settings"]["repeats"] == 1
     assert "near neither labelled answer (incoherent, counted apart): unguarded" in (out / "table.md").read_text()
