@@ -11,7 +11,7 @@ rise. One organism seed is rebuilt at several noise levels (`organism build --wo
 and `summarize(ROOT)` reads every ROOT/noise-*/ into ROOT/dose_response.json: per level the build's gate,
 the conscience's AUROC (on the build's held-out validation items, on the split's held-out review items,
 on the policy's own probe answers during training), the misaligned rate of each arm, the share of the
-rise removed with a bootstrap CI over fine-tuning seeds and questions (paired across arms), task loss
+rise removed with a bootstrap CI over fine-tuning seeds and themes (paired across arms), task loss
 and incoherence; and across levels the Spearman correlation of noise with AUROC and with the share.
 """
 
@@ -63,23 +63,24 @@ def _runs(level_dir: str, organism: str) -> dict[str, dict[int, dict]]:
     return {arm: dict(sorted(by_seed.items())) for arm, by_seed in out.items()}
 
 
-def seed_question_rates(runs: dict[int, dict]) -> np.ndarray:
-    """[seed, question] misaligned rates of one arm's free-form answers (questions in a fixed order)."""
+def seed_theme_rates(runs: dict[int, dict]) -> np.ndarray:
+    """[seed, theme] misaligned rates of one arm's free-form answers (a theme's questions asked in turn; themes
+    sorted): the theme is the cluster, as in the study's hierarchical bootstrap."""
     rows = []
     for result in runs.values():
-        by_q: dict[str, list[bool]] = {}
+        by_theme: dict[str, list[bool]] = {}
         for q, label in zip(result["freeform"]["themes"], result["freeform"]["labels"]):
-            by_q.setdefault(q, []).append(label == "misaligned")
-        rows.append([np.mean(by_q[q]) for q in sorted(by_q)])
+            by_theme.setdefault(q, []).append(label == "misaligned")
+        rows.append([np.mean(by_theme[q]) for q in sorted(by_theme)])
     return np.array(rows)
 
 
 def share_removed(runs: dict[str, dict[int, dict]], resamples: int = 2000, seed: int = 0) -> dict:
     """(insecure - conscience) / (insecure - default) with a percentile CI from one bootstrap of seeds and of
-    questions, the same draws for the three arms (paired): one organism, so no organism level to resample."""
-    d, ins, c = (seed_question_rates(runs[arm]) for arm in ARMS)
+    themes, the same draws for the three arms (paired): one organism, so no organism level to resample."""
+    d, ins, c = (seed_theme_rates(runs[arm]) for arm in ARMS)
     if not d.shape == ins.shape == c.shape:
-        raise ValueError(f"the arms' runs differ in seeds or questions: {d.shape}, {ins.shape}, {c.shape}")
+        raise ValueError(f"the arms' runs differ in seeds or themes: {d.shape}, {ins.shape}, {c.shape}")
     rng = np.random.default_rng(seed)
     n_seed, n_q = d.shape
     s = rng.integers(0, n_seed, (resamples, n_seed))

@@ -137,7 +137,7 @@ def test_the_dose_response_reports_each_level_and_the_trend(tmp_path):
     assert abs(shares[0] - 0.96) < 0.12 and abs(shares[2] - 0.4) < 0.12
     for lv in levels[:3]:
         lo, hi = lv["share_removed"]["ci"]
-        assert lo <= lv["share_removed"]["share"] <= hi and hi - lo > 0.02  # seeds and questions resampled
+        assert lo <= lv["share_removed"]["share"] <= hi and hi - lo > 0.02  # seeds and themes resampled
         assert lv["build_auroc_free"] == AUROC[lv["label_noise"]]
         assert lv["probe_auroc"] == pytest.approx(AUROC[lv["label_noise"]] + 0.01)
         assert lv["test_auroc"] == pytest.approx(AUROC[lv["label_noise"]] - 0.01)
