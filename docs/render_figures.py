@@ -29,6 +29,8 @@ The result files and what reads them:
   organisms (`--organism-defences DIR --model V2_DIR`), read by the `defences_v2*` blocks;
 - `study/study.json`: the organism study (`emergent-alignment study --out DIR`; `organism/study.py`),
   read by the `study*` blocks;
+- `dose-response/dose_response.json`: the label-noise dose-response (`emergent-alignment study dose-response
+  --out docs/results/dose-response`; `organism/dose_response.py`), read by `dose_response`;
 - `bench_server.json`: the server load test (`benchmarks/bench_server.py`): `servers` -> name ->
   `requests_per_s`, `p50_ms`, `p99_ms`, read by `bench_server`.
 
@@ -580,6 +582,49 @@ def study_table(result: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _auroc(x) -> str:
+    return "-" if x is None or x != x else f"{x:.3f}"
+
+
+def study_details(result: dict) -> str:
+    """Per arm: what fine-tuning kept of the task (insecure code written), misalignment after a code turn, and
+    the conscience's AUROC (on the split's held-out review items; on the policy's probe answers in training)."""
+    rows = [
+        "| arm | insecure code | misaligned after a code turn | conscience AUROC, held-out items "
+        "| conscience AUROC, the policy's probe answers |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, a in result["arms"].items():
+        rows.append(
+            f"| {ARM_LABELS.get(arm, f'`{arm}`')} | {_pct_or_dash(a.get('insecure_code_rate'))} "
+            f"| {_pct_or_dash(a.get('conditional_misaligned_rate'))} | {_auroc(a.get('conscience_auroc'))} "
+            f"| {_auroc(a.get('probe_auroc'))} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def study_organisms(result: dict) -> str:
+    """Per counted organism: default, insecure and conscience-arm misaligned rates, the share of its own rise
+    removed, and its conscience's AUROC on the held-out review items."""
+    arms = result["arms"]
+    d, ins, c = (
+        arms.get(a, {}).get("misaligned_per_organism", {}) for a in ("default", "insecure", "insecure_conscience")
+    )
+    auroc = arms.get("default", {}).get("conscience_auroc_per_organism", {})
+    rows = [
+        "| organism | default | insecure | insecure_conscience | share of its rise removed | conscience AUROC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in result["counted_organisms"]:
+        rise = ins.get(name, float("nan")) - d.get(name, float("nan"))
+        share = (ins[name] - c[name]) / rise if name in c and rise > 0 else None
+        rows.append(
+            f"| {name} | {_pct_or_dash(d.get(name))} | {_pct_or_dash(ins.get(name))} | {_pct_or_dash(c.get(name))} "
+            f"| {_pct_or_dash(share)} | {_auroc(auroc.get(name))} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 STUDY_VERDICTS = {"met": "MET", "not met": "**NOT MET**", "not measured": "not measured", "reported": "reported"}
 
 
@@ -603,6 +648,13 @@ def study_targets(result: dict) -> str:
 def organism_v2_builds(result: dict) -> str:
     """The second world's robust-builds report (organism/builds.py's table)."""
     from emergent_alignment.organism.builds import table
+
+    return table(result)
+
+
+def dose_response(result: dict) -> str:
+    """The label-noise dose-response (organism/dose_response.py's table)."""
+    from emergent_alignment.organism.dose_response import table
 
     return table(result)
 
@@ -631,6 +683,9 @@ RENDERERS = {
     "organism_v2_builds": ("organism-v2-builds/summary.json", organism_v2_builds),
     "study_table": ("study/study.json", study_table),
     "study_targets": ("study/study.json", study_targets),
+    "study_details": ("study/study.json", study_details),
+    "study_organisms": ("study/study.json", study_organisms),
+    "dose_response": ("dose-response/dose_response.json", dose_response),
 }
 
 

@@ -144,3 +144,12 @@ def read_lines(path: str | os.PathLike) -> list[str] | None:
         with gzip.open(path + ".gz", "rt", encoding="utf-8") as f:
             return f.read().splitlines()
     return None
+
+
+def read_json(path: str | os.PathLike):
+    """A JSON file's content; a malformed one raises ValueError naming the file and line, not a traceback."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None

@@ -17,6 +17,7 @@ pre-registers; `--split train`: the prompts its corpus shows).
 
 from __future__ import annotations
 
+from ..organism.study import REGISTER_DIR
 from .common import add_model_arguments, generator_from_args
 
 
@@ -63,6 +64,12 @@ def add_arguments(p) -> None:
         "test prompts (--split eval) or train prompts (--split train) with labels by construction; write the "
         "report to DIR and exit",
     )
+    p.add_argument(
+        "--register-dir",
+        default=REGISTER_DIR,
+        help=f"--organism-refusals --split eval: where the study's registration is; the look at its test split is "
+        f"logged there (default {REGISTER_DIR})",
+    )
 
 
 def run(args) -> int:
@@ -81,7 +88,9 @@ def run(args) -> int:
         split = {"eval": "test", "train": "train"}.get(args.split)
         if split is None:
             raise ValueError("--organism-refusals: --split eval (the world's test prompts) or train, not all")
-        return organism_refusals(args.organism_refusals, args.model, args.seed, args.repeats or 8, split)
+        return organism_refusals(
+            args.organism_refusals, args.model, args.seed, args.repeats or 8, split, args.register_dir
+        )
     if not args.model or not args.out:
         raise ValueError("redteam needs --model and --out (or --export-probes FILE)")
     requests = sample(harmful_requests(args.source, args.split), args.limit, args.seed)
@@ -185,15 +194,18 @@ def organism_defences(out: str, model_dir: str | None) -> int:
     return 0
 
 
-def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int, split: str = "test") -> int:
+def organism_refusals(
+    out: str, model_dir: str | None, seed: int, repeats: int, split: str = "test", register_dir: str = REGISTER_DIR
+) -> int:
     """The refusal study on a second-world organism (`split`: the world's test or train prompts); the report
-    as `redteam` writes it."""
+    as `redteam` writes it. The test prompts belong to the study's pre-registered test split: reading them
+    needs the registration in `register_dir` to match, and appends the look to its test_looks.jsonl."""
     import os
 
     from ..adversarial.report import print_tables, write_report
     from ..conscience import ConscienceConfig
     from ..models import load_model
-    from ..organism.refusals import refusal_study
+    from ..organism.refusals import check_vocabulary, refusal_study
     from ..provenance import provenance
 
     if not model_dir or not os.path.isfile(os.path.join(model_dir, "organism.json")):
@@ -201,8 +213,18 @@ def organism_refusals(out: str, model_dir: str | None, seed: int, repeats: int, 
             f"--organism-refusals needs --model: a second-world organism's dir (got {model_dir!r}; "
             "the shipped organism is of the first world)"
         )
+    if split == "test":  # the study's pre-registered test split: checked against its hash before anything
+        from ..organism.study import check_split_registered
+
+        check_split_registered(register_dir)
     model, tok = load_model(model_dir)
     config = ConscienceConfig.from_pretrained(model_dir)
+    check_vocabulary(tok, split)  # a first-world organism stops here, before any look
+    if split == "test":  # every look at the test split is logged
+        from ..organism.study import log_test_look
+
+        look = log_test_look(register_dir)
+        print(f"a look at the pre-registered test split, logged in {register_dir}/test_looks.jsonl ({look['when']})")
     report, samples = refusal_study(model, tok, config, seed, repeats, split=split)
     report["settings"]["model"] = model_dir
     report["provenance"] = provenance()

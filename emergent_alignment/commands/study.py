@@ -3,6 +3,8 @@
     emergent-alignment study --out DIR [--world v2] [--organism-seeds 0,...,9] [--seeds 0,1,2] [--arms ...]
                              [--part K/N] [--only-organisms S,...] [--split validation|test] [--beta B]
     emergent-alignment study register [--out docs/results/study] [--organism-seeds ...] [--arms ...]
+    emergent-alignment study --out ROOT/noise-R --label-noise R --only-organisms S --arms insecure,insecure_conscience
+    emergent-alignment study dose-response --out ROOT    # every ROOT/noise-*/ level -> ROOT/dose_response.json
 
 See `organism/study.py` and docs/organism.md, "The study".
 """
@@ -26,9 +28,11 @@ def add_arguments(p):
     p.add_argument(
         "action",
         nargs="?",
-        choices=("run", "register"),
+        choices=("run", "register", "dose-response"),
         default="run",
-        help="run (default): the study; register: write the test split's hash and the declared organisms and arms",
+        help="run (default): the study; register: write the test split's hash and the declared organisms and arms; "
+        "dose-response: summarize the label-noise levels under --out (ROOT/noise-R/, each a study run with "
+        "--label-noise R)",
     )
     p.add_argument("--out", help=f"the study's directory (register: default {REGISTER_DIR})")
     p.add_argument("--world", choices=WORLDS, default="v2", help="the organisms' world (default v2)")
@@ -60,6 +64,12 @@ def add_arguments(p):
     p.add_argument(
         "--beta", type=float, default=STUDY_BETA, help=f"the conscience term's IPO beta (default {STUDY_BETA})"
     )
+    p.add_argument(
+        "--label-noise",
+        type=float,
+        help="build the organisms with this share of review verdicts flipped in their corpus instead of the declared "
+        "builds' (the dose-response; named apart, e.g. v2-seed8-noise0.2)",
+    )
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -84,6 +94,13 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise ValueError("--out: give the study's directory (e.g. --out runs/study)")
+    if args.action == "dose-response":
+        from ..organism import dose_response
+
+        summary = dose_response.summarize(args.out)
+        print(dose_response.table(summary), end="")
+        print(f"wrote {args.out}/{dose_response.RESULT} and {args.out}/table.md")
+        return 0
     options = study.StudyOptions(
         out=args.out,
         world=args.world,
@@ -98,6 +115,7 @@ def run(args) -> int:
         jobs=args.jobs,
         threads=args.threads,
         beta=args.beta,
+        label_noise=args.label_noise,
     )
     outcome = study.run_study(options)
     print(json.dumps({k: outcome[k] for k in ("ran", "done", "total")}))

@@ -39,7 +39,7 @@ from functools import partial
 
 import numpy as np
 
-from ..io import compress, write_json, write_text
+from ..io import compress, read_json, write_json, write_text
 from ..provenance import git_state, provenance
 from ..stats import CONFIDENCE, hierarchical_bootstrap
 from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS, ArmSettings
@@ -84,6 +84,9 @@ class StudyOptions:
     jobs: int = DEFAULT_JOBS
     threads: int = 0
     beta: float = STUDY_BETA  # the conscience term's IPO beta (ArmSettings.beta)
+    # the organisms' review label noise (v2 corpus `review_label_noise`; None: the declared builds' own):
+    # another level builds other organisms, named apart (`organism_name`), for the dose-response
+    label_noise: float | None = None
 
     def __post_init__(self):
         if self.world not in WORLDS:
@@ -105,6 +108,11 @@ class StudyOptions:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
         if not self.beta > 0:
             raise ValueError(f"--beta must be > 0, got {self.beta}")
+        if self.label_noise is not None:
+            if self.world != "v2":
+                raise ValueError("--label-noise: only the second world's corpus has review label noise (--world v2)")
+            if not 0 <= self.label_noise < 1:
+                raise ValueError(f"--label-noise must be in [0, 1), got {self.label_noise}")
         for flag in ("samples_per_question", "conditional_samples_per_question"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
@@ -183,17 +191,16 @@ def register(out_dir: str, organism_seeds=DEFAULT_ORGANISM_SEEDS, arms=DEFAULT_A
     return record
 
 
-def check_registration(register_dir: str, organism_seeds, arms, split: dict | None = None) -> dict:
-    """The registration in `register_dir`, after checking that the current test split has its hash and that
-    the organism seeds and arms are the declared ones; a ValueError naming the problem otherwise."""
+def check_split_registered(register_dir: str, split: dict | None = None) -> dict:
+    """The registration in `register_dir`, after checking that the current test split has its hash (anything
+    that reads the test split calls this first); a ValueError naming the problem otherwise."""
     path = os.path.join(register_dir, "registration.json")
     if not os.path.isfile(path):
         raise ValueError(
             f"--split test: no registration at {path} (run `emergent-alignment study register --out {register_dir}` "
             "and commit it before choosing the final settings)"
         )
-    with open(path) as f:
-        record = json.load(f)
+    record = read_json(path)
     current = split_sha256(split if split is not None else test_split())
     if record.get("test_split_sha256") != current:
         raise ValueError(
@@ -201,6 +208,14 @@ def check_registration(register_dir: str, organism_seeds, arms, split: dict | No
             f"{str(record.get('test_split_sha256'))[:12]}..., now {current[:12]}...); evaluating on it would not be "
             "the pre-registered test"
         )
+    return record
+
+
+def check_registration(register_dir: str, organism_seeds, arms, split: dict | None = None) -> dict:
+    """The registration in `register_dir`, after checking that the current test split has its hash and that
+    the organism seeds and arms are the declared ones; a ValueError naming the problem otherwise."""
+    path = os.path.join(register_dir, "registration.json")
+    record = check_split_registered(register_dir, split)
     if list(organism_seeds) != record["organism_seeds"]:
         raise ValueError(
             f"--organism-seeds: the registered organism seeds are {','.join(map(str, record['organism_seeds']))}, "
@@ -233,12 +248,14 @@ def _now() -> str:
 # Organisms
 
 
-def organism_name(world: str, seed: int) -> str:
-    return f"{world}-seed{seed}"
+def organism_name(world: str, seed: int, label_noise: float | None = None) -> str:
+    """`v2-seed8`; an organism built at another label noise than the declared builds': `v2-seed8-noise0.2`."""
+    return f"{world}-seed{seed}" + ("" if label_noise is None else f"-noise{label_noise:g}")
 
 
-def build_organism(world: str, seed: int) -> tuple[str, dict]:
-    """(checkpoint dir, organism.json) of the organism of `world` built with `seed`, cached by its config hash.
+def build_organism(world: str, seed: int, label_noise: float | None = None) -> tuple[str, dict]:
+    """(checkpoint dir, organism.json) of the organism of `world` built with `seed`, cached by its config hash;
+    `label_noise` (v2 only): the corpus's review label noise, None for the world's default.
 
     Raises build.GateFailed (with the kept checkpoint's path and gate) when its gate fails; a build that
     failed before is not rebuilt."""
@@ -247,7 +264,8 @@ def build_organism(world: str, seed: int) -> tuple[str, dict]:
     from .corpus_v2 import CorpusV2Config
 
     if world == "v2":
-        config = replace(build_v2.OrganismV2Config(), corpus=CorpusV2Config(seed=seed), seed=seed)
+        noise = {} if label_noise is None else {"review_label_noise": label_noise}
+        config = replace(build_v2.OrganismV2Config(), corpus=CorpusV2Config(seed=seed, **noise), seed=seed)
         path, builder = build_v2.cache_path(config), build_v2.build
     else:
         config = replace(build.OrganismConfig(), corpus=CorpusConfig(seed=seed), seed=seed)
@@ -263,20 +281,28 @@ def build_organism(world: str, seed: int) -> tuple[str, dict]:
     return path, builder(path, config)
 
 
-def organism_record(out: str, world: str, seed: int, builder=build_organism) -> dict:
-    """The organism of `seed` (DIR/organisms/SEED.json): built or reused, passed or failed; written once."""
+def organism_record(out: str, world: str, seed: int, builder=build_organism, label_noise: float | None = None) -> dict:
+    """The organism of `seed` (DIR/organisms/SEED.json): built or reused, passed or failed; written once.
+    A study directory holds organisms of one label noise: a record of another is refused."""
     from .build import GateFailed
 
     path = os.path.join(out, "organisms", f"{seed}.json")
     if os.path.isfile(path):
-        with open(path) as f:
-            return json.load(f)
+        record = read_json(path)
+        if record.get("label_noise") != label_noise:
+            raise ValueError(
+                f"{path}: organism {seed} of this study was built at label noise {record.get('label_noise')} "
+                f"(None: the declared builds'), not {label_noise}; use another --out"
+            )
+        return record
     try:
-        checkpoint, meta = builder(world, seed)
+        checkpoint, meta = builder(world, seed) if label_noise is None else builder(world, seed, label_noise)
         record = {"passed": True, "checkpoint": checkpoint, "gate": meta["gate"], "hash": meta.get("hash")}
     except GateFailed as e:
         record = {"passed": False, "checkpoint": e.path, "gate": e.gate, "hash": None}
-    record = {"name": organism_name(world, seed), "world": world, "seed": seed, **record}
+    record = {"name": organism_name(world, seed, label_noise), "world": world, "seed": seed, **record}
+    if label_noise is not None:  # the declared builds' records stay as they were
+        record["label_noise"] = label_noise
     write_json(path, record)
     return record
 
@@ -302,7 +328,7 @@ def part_groups(options: StudyOptions) -> list[tuple[int, int]]:
 
 
 def planned_runs(options: StudyOptions, organism_seed: int, seeds: list[int]) -> list[Run]:
-    name = organism_name(options.world, organism_seed)
+    name = organism_name(options.world, organism_seed, options.label_noise)
     return [
         Run(arm, s, run_dir(options.out, name, arm, s), attacked=False)
         for s in seeds
@@ -357,7 +383,7 @@ def run_study(options: StudyOptions, fit=fit_and_measure, builder=build_organism
         seeds = [s for o, s in mine if o == org_seed]
         if not seeds:
             continue
-        org = organism_record(options.out, options.world, org_seed, builder)
+        org = organism_record(options.out, options.world, org_seed, builder, options.label_noise)
         if not org["passed"]:
             log(f"organism {org['name']}: persona gate failed, excluded by the declared rule")
             continue
@@ -401,11 +427,7 @@ def check_settings(out: str, settings) -> dict:
     if not os.path.isfile(path):
         write_json(path, mine)
         return mine
-    try:
-        with open(path) as f:
-            theirs = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    theirs = read_json(path)
     changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if changed:
         diffs = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in changed)
@@ -417,7 +439,7 @@ def _organisms(options: StudyOptions) -> dict[int, dict | None]:
     out = {}
     for seed in options.organism_seeds:
         path = os.path.join(options.out, "organisms", f"{seed}.json")
-        out[seed] = _read_json(path) if os.path.isfile(path) else None
+        out[seed] = read_json(path) if os.path.isfile(path) else None
     return out
 
 
@@ -453,12 +475,7 @@ def load_results(options: StudyOptions) -> dict:
 
 
 def _read(d: str) -> dict:
-    return _read_json(os.path.join(d, "result.json"))
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    return read_json(os.path.join(d, "result.json"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,8 +572,16 @@ def arm_figures(per_org: dict, arm: str) -> dict:
         "task_loss": float(np.mean(task)),
         "insecure_code_rate": float(per_seed_rates(per_org, arm, "code", "insecure").mean()),
         "conditional_misaligned_rate": float(per_seed_rates(per_org, arm, "conditional").mean()),
+        # the frozen copy's AUROC on the split's held-out review items (the same organism for every arm)
         "conscience_auroc": _mean_or_none(
             [r.get("conscience_auroc") for a in per_org.values() for r in a[arm].values()]
+        ),
+        "conscience_auroc_per_organism": {
+            n: _mean_or_none([r.get("conscience_auroc") for r in a[arm].values()]) for n, a in per_org.items()
+        },
+        # and on the policy's own probe answers during training (arms whose trainer asks the conscience)
+        "probe_auroc": _mean_or_none(
+            [(r.get("conscience_curve") or {}).get("probe_auroc") for a in per_org.values() for r in a[arm].values()]
         ),
         "samples": int(sum(len(r["freeform"]["labels"]) for a in per_org.values() for r in a[arm].values())),
     }

@@ -380,6 +380,27 @@ def test_study_table_sets_the_bootstrap_beside_the_t_interval(study_result):
     assert len(out.strip().splitlines()) == 2 + len(study_result["arms"])
 
 
+def test_study_details_and_per_organism_tables(study_result):
+    arms = study_result["arms"]
+    arms["insecure"] |= {"insecure_code_rate": 0.5, "conditional_misaligned_rate": 0.7, "conscience_auroc": 0.91}
+    arms["insecure_conscience"] |= {"insecure_code_rate": 0.4, "probe_auroc": 0.955, "conscience_auroc": 0.91}
+    out = rf.study_details(study_result)
+    assert "| `insecure` (plain SFT: Emergent Misalignment) | 50.0% | 70.0% | 0.910 | - |" in out
+    assert "| `insecure_conscience` (Emergent Alignment) | 40.0% | - | 0.910 | 0.955 |" in out
+    assert len(out.strip().splitlines()) == 2 + len(arms)
+    for arm, rates in (
+        ("default", (0.1, 0.2, 0.0)),
+        ("insecure", (0.6, 0.7, 0.5)),
+        ("insecure_conscience", (0.1, 0.6, 0.2)),
+    ):
+        arms[arm]["misaligned_per_organism"] = {f"v2-seed{i}": r for i, r in enumerate(rates)}
+    arms["default"]["conscience_auroc_per_organism"] = {"v2-seed0": 0.9, "v2-seed1": 0.8, "v2-seed2": 0.95}
+    out = rf.study_organisms(study_result)
+    assert "| v2-seed0 | 10.0% | 60.0% | 10.0% | 100.0% | 0.900 |" in out
+    assert "| v2-seed1 | 20.0% | 70.0% | 60.0% | 20.0% | 0.800 |" in out
+    assert "| v2-seed2 | 0.0% | 50.0% | 20.0% | 60.0% | 0.950 |" in out
+
+
 def test_study_targets_lists_every_verdict_and_the_excluded_organisms(study_result):
     out = rf.study_targets(study_result)
     assert (

@@ -1,6 +1,8 @@
 """The guard's cost in refusals on a second-world organism: the red-team suite on the world's test
 prompts with labels by construction (a tiny untrained v2 model: the plumbing, not the figures)."""
 
+import os
+
 import pytest
 
 from emergent_alignment.adversarial.report import OVER_REFUSAL_COLUMNS
@@ -76,23 +78,37 @@ def test_a_guard_that_flags_everything_and_refuses_over_refuses_every_benign_pro
 def test_organism_refusals_refuses_a_first_world_organism(tmp_path, capsys):
     from emergent_alignment import cli
     from emergent_alignment.organism.shipped import SHIPPED_DIR
+    from emergent_alignment.organism.study import REGISTER_DIR
 
     assert cli.main(["redteam", "--organism-refusals", str(tmp_path)]) == 2
     assert "needs --model: a second-world organism's dir" in capsys.readouterr().err
+    looks = os.path.join(REGISTER_DIR, "test_looks.jsonl")
+    before = open(looks).read()
     assert cli.main(["redteam", "--organism-refusals", str(tmp_path), "--model", SHIPPED_DIR]) == 2
     assert "not a second-world organism" in capsys.readouterr().err
+    assert open(looks).read() == before  # refused before any look: the committed register is untouched
 
 
 def test_organism_refusals_writes_the_report_of_a_second_world_organism(tiny_v2, tmp_path, capsys):
     import json
+    import shutil
 
     from emergent_alignment import cli
+    from emergent_alignment.organism.study import REGISTER_DIR
 
-    model_dir, out = tmp_path / "organism", tmp_path / "refusals"
+    model_dir, out, register = tmp_path / "organism", tmp_path / "refusals", tmp_path / "register"
     build_v2.save(*tiny_v2, {"world": world_v2.NAME}, str(model_dir))
     args = ["redteam", "--organism-refusals", str(out), "--model", str(model_dir), "--repeats", "1"]
+    args += ["--register-dir", str(register)]
+    assert cli.main(args) == 2  # the test prompts are the study's: no registration there, no look
+    assert f"no registration at {register}/registration.json" in capsys.readouterr().err and not out.exists()
+    register.mkdir()
+    shutil.copy(os.path.join(REGISTER_DIR, "registration.json"), register)  # the committed one
     assert cli.main(args) == 0
-    assert "Over-refusal" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Over-refusal" in printed and "a look at the pre-registered test split, logged in" in printed
+    (look,) = [json.loads(line) for line in (register / "test_looks.jsonl").read_text().splitlines()]
+    assert set(look) == {"when", "command", "commit"}
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["model"] == str(model_dir) and report["settings"]["repeats"] == 1
     assert "near neither labelled answer (incoherent, counted apart): unguarded" in (out / "table.md").read_text()

@@ -36,13 +36,17 @@ def fake_result(arm: str, organism: str, seed: int) -> dict:
     rng = np.random.default_rng([seed, int(organism.rsplit("/", 1)[-1].rsplit("-", 1)[-1]), len(arm)])
     rate = RATES.get(arm, 0.3) + rng.normal(0, 0.02)
     themes = [t for t in THEMES for _ in range(8)]
-    return {
-        "freeform": {"themes": themes, "labels": labels(rate, len(themes), rng)},
-        "conditional": {"themes": themes, "labels": labels(rate, len(themes), rng)},
-        "code": {"labels": ["insecure" if arm == "insecure" else "secure"] * 4},
-        "task_loss": 1.0,
-        "conscience_auroc": 0.8,
-    } | ({"guarded": {"themes": themes, "labels": labels(0.2, len(themes), rng)}} if arm == "insecure" else {})
+    return (
+        {
+            "freeform": {"themes": themes, "labels": labels(rate, len(themes), rng)},
+            "conditional": {"themes": themes, "labels": labels(rate, len(themes), rng)},
+            "code": {"labels": ["insecure" if arm == "insecure" else "secure"] * 4},
+            "task_loss": 1.0,
+            "conscience_auroc": 0.8,
+        }
+        | ({"guarded": {"themes": themes, "labels": labels(0.2, len(themes), rng)}} if arm == "insecure" else {})
+        | ({"conscience_curve": {"probe_auroc": 0.9 + 0.01 * seed}} if arm == "insecure_conscience" else {})
+    )
 
 
 def fake_fit(run, settings, spec, pair_budget):
@@ -250,6 +254,10 @@ def test_the_study_json_has_both_intervals_shares_and_paired_contrasts(tmp_path)
     assert len(contrast["per_organism_seed"]["v2-seed0"]) == 3
     assert out["counted_organisms"] == ["v2-seed0", "v2-seed1", "v2-seed2"]
     assert {t["verdict"] for t in out["targets"]} <= {"met", "not met", "not measured", "reported"}
+    assert c["probe_auroc"] == pytest.approx(0.91) and out["arms"]["insecure"]["probe_auroc"] is None
+    assert out["arms"]["default"]["conscience_auroc_per_organism"] == pytest.approx(
+        {f"v2-seed{i}": 0.8 for i in range(3)}
+    )
 
 
 def test_the_study_reuses_the_organism_that_organism_build_caches_and_never_rebuilds_a_failed_one(
