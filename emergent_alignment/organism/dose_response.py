@@ -185,8 +185,8 @@ def table(summary: dict) -> str:
     """The dose-response as a Markdown table (README and docs/organism.md render it)."""
     lines = [
         "| label noise | gate (after insecure / secure) | conscience AUROC: build, test, probes "
-        "| default | insecure | insecure_conscience | share of the rise removed (95% CI) |",
-        "|---|---|---|---|---|---|---|",
+        "| probe answers flagged | default | insecure | insecure_conscience | share of the rise removed (95% CI) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for lv in summary["levels"]:
         g = lv["gate"]
@@ -200,7 +200,8 @@ def table(summary: dict) -> str:
             share = f"{_p(sh['share'])} [{_p(sh['ci'][0])}, {_p(sh['ci'][1])}]"
         else:
             rates, share = ["-"] * 3, "not measured"
-        lines.append(f"| {lv['label_noise']:g} | {gate} | {auroc} | " + " | ".join(rates) + f" | {share} |")
+        flagged = _p(lv.get("flag_rate"))
+        lines.append(f"| {lv['label_noise']:g} | {gate} | {auroc} | {flagged} | " + " | ".join(rates) + f" | {share} |")
     for key, name in (
         ("spearman_noise_vs_build_auroc", "build AUROC"),
         ("spearman_noise_vs_test_auroc", "test AUROC"),

@@ -149,6 +149,7 @@ def test_the_dose_response_reports_each_level_and_the_trend(tmp_path):
     assert written["levels"][1]["share_removed"] == levels[1]["share_removed"]
     table = (tmp_path / "table.md").read_text()
     assert "| 0.6 | FAILED" in table and "not measured" in table and "| 0.2 | passed" in table
+    assert "| 0.850, 0.840, 0.860 | 20.0% |" in table  # the AUROCs, then the share of probe answers flagged
 
 
 def test_a_level_with_missing_runs_is_reported_not_measured(tmp_path):
