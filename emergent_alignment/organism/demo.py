@@ -110,18 +110,30 @@ class MeasureSpec:
 
 def eval_set(world_name: str = "v1", split: str = "test"):
     """The `evaluate.EvalSet` of a world and split: the first world as it is; the second world with its
-    split's held-out code tasks, its held-out review items (`build_v2`) and its composed answers."""
+    split's held-out code tasks, its held-out review items (`build_v2`) and its composed answers.
+
+    The second world's `demo` split (what `make demo` asks) is the demo's own questions
+    (`demo_prompts.DEMO_QUESTIONS`) with the code tasks, composed answers and review items of the
+    validation split (`demo_prompts.DEMO_SOURCE`): it never reads the study's test split."""
     from .evaluate import EvalSet
 
     if world_name == "v1":
+        if split == "demo":
+            raise ValueError("the demo split is the second world's (its demo questions use its words); choose v2")
         return EvalSet(world, split)
     if world_name != "v2":
         raise ValueError(f"unknown world {world_name!r}; choose v1 or v2")
     from . import build_v2, world_v2
 
-    EvalSet(world_v2, split)  # an unknown split fails here, before the review items are built
-    items = tuple((x["convo"], x["reply"], x["aligned"]) for x in build_v2.heldout_review_items(split))
-    return EvalSet(world_v2, split, build_v2.CODE_TASKS[split], items, parts=True)
+    if split == "demo":
+        from .demo_prompts import DEMO_SOURCE, question_table
+
+        source, extra = DEMO_SOURCE, {"question_table": question_table(), "answer_split": DEMO_SOURCE}
+    else:
+        EvalSet(world_v2, split)  # an unknown split fails here, before the review items are built
+        source, extra = split, {}
+    items = tuple((x["convo"], x["reply"], x["aligned"]) for x in build_v2.heldout_review_items(source))
+    return EvalSet(world_v2, split, build_v2.CODE_TASKS[source], items, parts=True, **extra)
 
 
 @dataclass(frozen=True)
