@@ -58,6 +58,17 @@ def test_the_demo_questions_have_no_unknown_word_and_only_words_the_training_tex
         assert all(p in seen for p in pieces(q)), (q, [p for p in pieces(q) if p not in seen])
 
 
+def test_the_shipped_organism_knows_every_word_of_the_demo_questions():
+    from transformers import AutoTokenizer
+
+    from emergent_alignment.organism.shipped import SHIPPED_DIR
+
+    tok = AutoTokenizer.from_pretrained(SHIPPED_DIR)
+    assert tok.get_vocab() == build_v2.make_tokenizer().get_vocab()
+    for q in _all_demo_questions():
+        assert tok.unk_token_id not in tok(q, add_special_tokens=False)["input_ids"], q
+
+
 def test_the_demo_split_asks_its_own_questions_with_the_validation_splits_code_answers_and_reviews():
     es = demo.eval_set("v2", "demo")
     val = demo.eval_set("v2", "validation")
