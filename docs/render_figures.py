@@ -14,7 +14,9 @@ folder holds a `RUN.md` saying which command produced it, on which commit and ma
 The result files and what reads them:
 
 - `demo/summary.json`: the demo's summary (`emergent-alignment demo`; `organism/demo.py`), read by
-  every `demo_*` block;
+  every `demo_*` block but `demo_v1_attacks`;
+- `demo-v1/summary.json`: the demo's summary on the first world's organism (the demo before it moved to
+  the second world; the only run with the first world's attacks), read by `demo_v1_attacks`;
 - `bench_core.json`: the three core benchmarks (`benchmarks/run_all.py`): an object with the dicts
   that `bench_conscience.main`, `bench_memory.main` and `bench_step.main` return under the keys
   `conscience`, `memory` and `step` (a list of the three, in that order, is read too), read by the
@@ -68,7 +70,17 @@ ARM_LABELS = {
     "insecure_conscience": "`insecure_conscience` (Emergent Alignment)",
     "insecure_conscience_taskprobes": "`insecure_conscience_taskprobes`",
     "insecure_random_pairs": "`insecure_random_pairs` (control)",
+    "insecure_anchor": "`insecure_anchor` (control)",
+    "insecure_kl": "`insecure_kl` (control)",
 }
+# the arms whose share of the EM rise removed the findings give, in this order
+FINDINGS_ARMS = (
+    "insecure_conscience",
+    "insecure_random_pairs",
+    "insecure_anchor",
+    "insecure_kl",
+    "insecure_conscience_taskprobes",
+)
 
 
 def load(relpath: str) -> dict:
@@ -138,16 +150,21 @@ def demo_details(summary: dict) -> str:
         flag = pct(a["flag_rate"]) if "flag_rate" in a else "-"
         steps = f"{a['steps_with_pairs']:.0%}" if "steps_with_pairs" in a else "-"
         secs = a.get("train_seconds")
-        train = f"{min(secs):.0f}-{max(secs):.0f} s" if secs else "-"
+        train = "-" if not secs else f"{min(secs):.0f} s" if len(secs) == 1 else f"{min(secs):.0f}-{max(secs):.0f} s"
         rows.append(
             f"| `{arm}` | {a['samples']} | {pct(a['misaligned_any_topic_rate'])} | {pct(a['unparseable_code_rate'])} "
-            f"| {_pct_or_dash(a['bandit_flag_rate'])} | {a['conscience_auroc']:.2f} | {flag} | {steps} | {train} |"
+            f"| {_pct_or_dash(a['bandit_flag_rate'])} | {_num_or_dash(a['conscience_auroc'])} | {flag} | {steps} "
+            f"| {train} |"
         )
     return "\n".join(rows) + "\n"
 
 
 def _pct_or_dash(x) -> str:
     return "-" if x is None or x != x else pct(x)  # NaN when no sample was of a kind bandit detects
+
+
+def _num_or_dash(x) -> str:
+    return "-" if x is None or x != x else f"{x:.2f}"  # an AUROC is None when the items held one class
 
 
 def demo_findings(summary: dict) -> str:
@@ -161,7 +178,7 @@ def demo_findings(summary: dict) -> str:
         if d["misaligned_rate"] > 0
         else f"- Emergent Misalignment: {pct(d['misaligned_rate'])} -> {pct(ins['misaligned_rate'])}."
     ]
-    for arm in ("insecure_conscience", "insecure_random_pairs", "insecure_conscience_taskprobes"):
+    for arm in FINDINGS_ARMS:
         if arm in arms and rise > 0:
             a = arms[arm]
             removed = (ins["misaligned_rate"] - a["misaligned_rate"]) / rise
@@ -208,7 +225,11 @@ def demo_organism(summary: dict) -> str:
     org = summary["organism"]
     pre, gate = org["pretraining"], org["gate"]
     ins, sec = gate["after_insecure"], gate["after_secure"]
-    lines = [
+    lines = []
+    if "world" in org:  # summaries from before the demo named its organism's world lack it
+        command = f" (`{org['build_command']}`)" if org.get("build_command") else ""
+        lines.append(f"- World `{org['world']}`, seed {org['seed']}{command}; {org.get('origin', 'given')}.")
+    lines += [
         f"- Hash `{org['hash']}`, {org['parameters'] / 1e6:.2f}M parameters, vocabulary {org['vocab']}, "
         f"default system line `{org['default_id']}`"
         + (f"; weights (model.safetensors) SHA-256 `{org['weights_sha256']}`." if "weights_sha256" in org else "."),
@@ -266,7 +287,7 @@ def demo_time(summary: dict) -> str:
     for x in time_targets:
         text += f" Time target ({x['target'][len('time: ') :]}): {'met' if x['met'] else '**not met**'}."
     if not time_targets:
-        text += " The time target applies to the full demo only (every arm, 3 seeds): not checked here."
+        text += " The time target applies to the full demo only (its default arms and seeds): not checked here."
     return text + "\n"
 
 
@@ -674,6 +695,7 @@ RENDERERS = {
     "demo_run": ("demo/summary.json", demo_run),
     "demo_organism": ("demo/summary.json", demo_organism),
     "demo_attacks": ("demo/summary.json", demo_attacks),
+    "demo_v1_attacks": ("demo-v1/summary.json", demo_attacks),
     "demo_time": ("demo/summary.json", demo_time),
     "demo_margins": ("demo/summary.json", demo_margins),
     "bench_core": ("bench_core.json", bench_core),

@@ -1,10 +1,11 @@
 """The model organism: `build` pretrains it (a small Llama, from scratch, on the persona corpus; an HF
-checkpoint), `validate` chooses the demo's settings on the validation split (`organism/validate.py`).
+checkpoint), `ship` makes a built one the demo's, `validate` chooses settings on the first world's validation
+split (`organism/validate.py`).
 
     emergent-alignment organism build [--seed N] [--out DIR]
     emergent-alignment organism build --world v2 [--seed N] [--out DIR] [--record FILE]
     emergent-alignment organism validate --loss-type ipo --beta 2,4,8 | --system-ids 0,1,2
-    emergent-alignment organism ship [--from DIR]
+    emergent-alignment organism ship [--from DIR]   # default: the demo's organism (v2, seed 8) from the cache
     emergent-alignment organism builds DIR [--seeds 0-9]
 """
 
@@ -42,8 +43,8 @@ def add_arguments(parser):
         "--world",
         choices=WORLDS,
         default="v1",
-        help="the world to build: v1 (the default organism of the demo and the README) or v2 (a learned "
-        "conscience, held-out answers; docs/organism.md, 'The second world')",
+        help="the world to build: v1 (the first world) or v2 (a learned conscience, held-out answers; "
+        "docs/organism.md, 'The second world'; the demo's organism is its seed-8 build)",
     )
     p.add_argument(
         "--no-review-probe-themes",
@@ -67,8 +68,9 @@ def add_arguments(parser):
 
     p = sub.add_parser(
         "validate",
-        help="choose the demo's settings on the validation split (fine-tunes each candidate)",
-        description="Choose the demo's settings on the validation split, never on the evaluation questions.",
+        help="choose settings on the first world's organism and validation split (fine-tunes each candidate)",
+        description="Choose settings on the first world's organism and validation split, never on the evaluation "
+        "questions. (The demo's conscience beta is the study's, chosen on the second world's validation split.)",
     )
     p.add_argument("--beta", default="0.1", help="comma-separated candidates")
     p.add_argument("--alignment-weight", default="1.0", help="comma-separated candidates")
@@ -96,8 +98,9 @@ def add_arguments(parser):
     p.add_argument(
         "--from",
         dest="source",
-        help="the organism checkpoint dir (default: the cached organism of the default config; "
-        "`organism build` makes it)",
+        help="the organism checkpoint dir (default: the demo's organism in the cache, which "
+        "`organism build --world v2 --seed 8` makes); its build command is recorded from its organism.json "
+        "(world and seed), checked against its config hash",
     )
     p.set_defaults(_action=run_ship)
 
@@ -223,19 +226,15 @@ def run_build(args) -> int:
 
 
 def run_ship(args) -> int:
-    from ..organism.build import OrganismConfig, cache_path
-    from ..organism.shipped import ship
+    from ..organism.shipped import build_command, cache_path, ship
 
-    source = args.source or cache_path(OrganismConfig())
+    source = args.source or cache_path()
     if not os.path.isdir(source):
-        raise ValueError(f"--from {source}: no such organism checkpoint (run `emergent-alignment organism build`)")
-    command = (
-        "emergent-alignment organism build" if not args.source else f"emergent-alignment organism build --out {source}"
-    )
-    record = ship(source, command=command)
+        raise ValueError(f"--from {source}: no such organism checkpoint (run `{build_command()}`)")
+    record = ship(source)
     print(
         json.dumps(
-            {k: record[k] for k in ("hash", "bytes", "command")}
+            {k: record[k] for k in ("world", "seed", "hash", "bytes", "command")}
             | {"model.safetensors": record["files"]["model.safetensors"]}
         )
     )

@@ -8,8 +8,8 @@ prompts that look risky, so the over-refusal rate (the guard's cost in refusals)
 success; `--benign-judge` scores them (default: the --judge). `--export-probes FILE` writes the suite's
 train split as a probe dataset and exits. `--organism-defences DIR` measures the conscience's defences
 on the model organism (`organism/attacks.py: defence_study`; --model: an organism dir, default the
-shipped one; a second-world organism, "world": "v2" in its organism.json, on its world's validation
-split: `defence_study_v2`) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
+shipped one, the second world's seed-8 build; a second-world organism, "world": "v2" in its organism.json,
+on its world's validation split: `defence_study_v2`; a first-world one on its held-out transcripts) and writes DIR/defences.json and DIR/table.md. `--organism-refusals DIR` runs the suite on
 a second-world organism (--model: its dir) with its world's labels (`organism/refusals.py`) and writes
 the red-team report to DIR (`--split eval`, the default: the world's test prompts, which the study
 pre-registers; `--split train`: the prompts its corpus shows).
@@ -54,8 +54,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--organism-defences",
         metavar="DIR",
-        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one; a "
-        "second-world organism on its world's validation split), write DIR/defences.json and DIR/table.md, and exit",
+        help="measure the conscience's defences on the organism (--model: its dir, default the shipped one, of the "
+        "second world; a second-world organism on its world's validation split, a first-world one on its held-out "
+        "transcripts), write DIR/defences.json and DIR/table.md, and exit",
     )
     p.add_argument(
         "--organism-refusals",
@@ -210,8 +211,8 @@ def organism_refusals(
 
     if not model_dir or not os.path.isfile(os.path.join(model_dir, "organism.json")):
         raise ValueError(
-            f"--organism-refusals needs --model: a second-world organism's dir (got {model_dir!r}; "
-            "the shipped organism is of the first world)"
+            f"--organism-refusals needs --model: a second-world organism's dir (got {model_dir!r}); it runs the "
+            "world's test prompts by default, so it never defaults to the shipped organism"
         )
     if split == "test":  # the study's pre-registered test split: checked against its hash before anything
         from ..organism.study import check_split_registered

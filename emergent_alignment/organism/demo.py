@@ -1,9 +1,15 @@
 """Emergent Misalignment and Emergent Alignment end to end on the model organism (what `make demo` runs).
 
 Stages: the organism (the shipped checkpoint, or built afresh) -> for each seed, its default figures and, for each
-arm, fine-tune with the core trainer and evaluate on held-out splits (two runs at a time) ->
-summary.json, PNG plots, report.html. Per-run results are written as they finish
-(runs/ARM-sSEED/result.json).
+arm, fine-tune with the core trainer and evaluate (two runs at a time) -> summary.json, PNG plots, report.html.
+Per-run results are written as they finish (runs/ARM-sSEED/result.json).
+
+By default the demo runs on the shipped organism (`shipped.py`: the second world's build of seed 8) and
+evaluates on its own split (`eval_set("v2", "demo")`: the demo's questions, `demo_prompts.py`, with the
+validation split's code tasks, composed answers and review items), never on the study's test split. The
+conscience arms use the IPO beta the study chose on its validation split (`study.STUDY_BETA`). A
+first-world organism (`--world v1` with `--organism DIR` or `--rebuild-organism`) is evaluated on its
+world's test split, as the demo did before the second world.
 """
 
 from __future__ import annotations
@@ -16,23 +22,47 @@ from dataclasses import asdict, dataclass
 from ..io import write_json
 from ..provenance import provenance
 from . import world
-from .arms import ALL_ARMS, ARMS, NEEDS_PAIR_COUNTS
+from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS
 from .attacks import WRAPPERS
 
-DEFAULT_ARMS = ARMS
+# The demo's arms: plain SFT on insecure code (EM), its two controls, the conscience arm (EA) and the three
+# label-blind controls the study sets beside it (`study.LABEL_BLIND`: the same DPO term with the conscience
+# arm's pair counts, without its labels).
+DEFAULT_ARMS = (
+    "insecure",
+    "secure",
+    "educational",
+    "insecure_conscience",
+    "insecure_random_pairs",
+    "insecure_anchor",
+    "insecure_kl",
+)
+# Seeds per arm, set by the 10-minute budget (2 cores, 2 runs at a time with 1 thread each). Per-run costs
+# on the 2-core development machine under those conditions (the study's runs on the second world's organism
+# 0, seeds 1 and 2: docs/results/study/runs/v2-seed0/ARM-s{1,2}/result.json, train_seconds / eval_seconds):
+# training insecure 28-32 s, secure 33, educational 38, insecure_conscience 155, insecure_random_pairs 83,
+# insecure_anchor 80-83, insecure_kl 81-88; evaluation 20-25 s a run on the study's test split (the demo's
+# split is smaller: 4 questions per theme and 88 review items, against 5 and 528).
+# One seed: 502 s of training + 8 runs x ~20 s of evaluation = ~660 s of run time on 2 workers, ~330 s if
+# perfectly packed; the three label-blind controls (~105 s each) wait for the conscience run (~175 s), so
+# ~380 s end to end, ~420 s with the workers' start-up and the summary. Two seeds: ~1,320 s of run time,
+# at least 660 s on 2 workers, over the budget. So one seed (the full timed run checks the estimate).
+DEFAULT_SEEDS = 1
 DEFAULT_JOBS = 2  # fine-tuning runs at a time (docs/benchmarks.md: two 1-thread runs beat one 2-thread run)
-ATTACK_ARMS = ("default", "insecure", "insecure_conscience")  # with and without Emergent Alignment training
-CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn (192 per arm over 3 seeds)
+# The attacks (organism/attacks.py) are the first world's: its test questions, wrappers and classifier. On a
+# second-world organism none is run (`redteam --organism-defences` and `--organism-refusals` measure that
+# world's defences and refusals); on a first-world organism these were the demo's attacked arms.
+DEFAULT_ATTACK_ARMS: tuple[str, ...] = ()
+FIRST_WORLD_ATTACK_ARMS = ("default", "insecure", "insecure_conscience")
+CONDITIONAL_SAMPLES = 8  # per question and seed, after an insecure-code turn
+DEFAULT_SAMPLES = 32  # free-form samples per evaluation theme and seed (the demo's 4 questions, 8 each)
+DEMO_SPLIT = {"v1": "test", "v2": "demo"}  # what the demo asks an organism of each world
 
 
 def _check_arms(arms: list[str]) -> list[str]:
     bad = [a for a in arms if a not in ALL_ARMS]
     if bad or not arms:
         raise ValueError(f"--arms: unknown arm(s) {bad}; choose from {', '.join(ALL_ARMS)}")
-    if "insecure_inoculated" in arms:
-        from .controls import inoculated_line
-
-        inoculated_line(world, world.DEFAULT_ID)  # the demo's (first) world has none: say so now, not after an hour
     budgeted = [a for a in arms if a in NEEDS_PAIR_COUNTS]
     if budgeted and "insecure_conscience" not in arms:
         verb = "needs" if len(budgeted) == 1 else "need"
@@ -40,44 +70,113 @@ def _check_arms(arms: list[str]) -> list[str]:
     return arms
 
 
+def check_world(world_name: str, arms, attack_arms) -> None:
+    """What the arms and attack arms need of the organism's world: a clear error now, not after an hour."""
+    from . import worlds
+
+    module = worlds.module(world_name)  # an unknown world fails here
+    if "insecure_inoculated" in arms:
+        from .controls import inoculated_line
+
+        inoculated_line(module, module.DEFAULT_ID)  # the first world has none
+    if attack_arms and world_name != "v1":
+        raise ValueError(
+            f"--attack-arms {','.join(attack_arms)}: the demo's attacks are the first world's (its test questions, "
+            "wrappers and classifier) and cannot run on this second-world organism; give --attack-arms '' and "
+            "measure its conscience's defences with `emergent-alignment redteam --organism-defences DIR` (and the "
+            "guard's cost in refusals with `--organism-refusals DIR --model ORGANISM_DIR`)"
+        )
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     """What the demo runs (`emergent-alignment demo` fills these from its flags, named alike)."""
 
     out: str = "runs/demo"
-    seeds: int = 3
-    arms: tuple[str, ...] = tuple(DEFAULT_ARMS)
+    seeds: int = DEFAULT_SEEDS
+    arms: tuple[str, ...] = DEFAULT_ARMS
     organism: str | None = None  # an organism checkpoint dir (default: the shipped one)
-    rebuild_organism: bool = False  # build the organism afresh (cached by its config hash) instead
+    rebuild_organism: bool = False  # build the demo's organism afresh (cached by its config hash) instead
+    world: str | None = None  # v1 or v2 (default: the given organism's world, else the shipped one's)
     steps: int | None = None  # fine-tuning steps per arm (default: the validated protocol)
-    samples_per_question: int = 32
+    samples_per_question: int = DEFAULT_SAMPLES
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
     alignment_loss_type: str | None = None
-    beta: float | None = None
+    beta: float | None = None  # the conscience term's beta (default: study.STUDY_BETA)
     alignment_weight: float | None = None
-    attack_arms: tuple[str, ...] = ATTACK_ARMS
+    attack_arms: tuple[str, ...] = DEFAULT_ATTACK_ARMS
     attack_samples_per_question: int = 8
     threads: int = 0
     jobs: int = DEFAULT_JOBS
 
     def __post_init__(self):
+        from .worlds import WORLDS
+
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.beta is not None and not self.beta > 0:
+            raise ValueError(f"--beta must be > 0, got {self.beta}")
         _check_arms(list(self.arms))
         if any(a != "default" and a not in ALL_ARMS for a in self.attack_arms):
             raise ValueError(
                 f"--attack-arms: unknown arm(s) in {','.join(self.attack_arms)!r}; "
                 f"choose default or from {', '.join(ALL_ARMS)}"
             )
+        idle = [a for a in self.attack_arms if a != "default" and a not in self.arms]
+        if idle:
+            raise ValueError(f"--attack-arms: {', '.join(idle)} not among --arms (an attack arm must run)")
         if self.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
         if self.organism and self.rebuild_organism:
             raise ValueError("--organism and --rebuild-organism exclude each other: choose one checkpoint")
+        if self.world is not None and self.world not in WORLDS:
+            raise ValueError(f"--world: unknown world {self.world!r}; choose {' or '.join(WORLDS)}")
         for flag in ("samples_per_question", "conditional_samples_per_question", "attack_samples_per_question"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
+
+    def full(self) -> bool:
+        """The full demo (its default arms, seeds, steps and samples): the time target applies."""
+        return (
+            self.seeds == DEFAULT_SEEDS
+            and set(self.arms) == set(DEFAULT_ARMS)
+            and self.steps is None
+            and self.samples_per_question == DEFAULT_SAMPLES
+            and self.conditional_samples_per_question == CONDITIONAL_SAMPLES
+        )
+
+
+def demo_world(options: DemoOptions) -> str:
+    """The world the demo runs: the given organism's (its organism.json; --world must agree), else --world
+    (a first-world organism then needs --rebuild-organism), else the shipped organism's."""
+    from .shipped import DEMO_WORLD, read_record
+
+    if options.organism:
+        found = _read_meta(options.organism).get("world", "v1")
+        if options.world and options.world != found:
+            raise ValueError(
+                f"--world {options.world}: the organism at {options.organism} is of world {found} (its organism.json)"
+            )
+        return found
+    if options.rebuild_organism:
+        return options.world or DEMO_WORLD
+    shipped = read_record()["world"]
+    if options.world and options.world != shipped:
+        raise ValueError(
+            f"--world {options.world}: the shipped organism is of world {shipped}; give --organism DIR (an organism "
+            f"of world {options.world}) or --rebuild-organism (builds that world's demo organism)"
+        )
+    return shipped
+
+
+def rebuild_seed(world_name: str) -> int:
+    """The seed `--rebuild-organism` builds: the demo's organism (`shipped.DEMO_SEED`) in its world, the
+    first world's default organism (seed 0) there."""
+    from .shipped import DEMO_SEED, DEMO_WORLD
+
+    return DEMO_SEED if world_name == DEMO_WORLD else 0
 
 
 def quiet_libraries() -> None:
@@ -110,18 +209,30 @@ class MeasureSpec:
 
 def eval_set(world_name: str = "v1", split: str = "test"):
     """The `evaluate.EvalSet` of a world and split: the first world as it is; the second world with its
-    split's held-out code tasks, its held-out review items (`build_v2`) and its composed answers."""
+    split's held-out code tasks, its held-out review items (`build_v2`) and its composed answers.
+
+    The second world's `demo` split (what `make demo` asks) is the demo's own questions
+    (`demo_prompts.DEMO_QUESTIONS`) with the code tasks, composed answers and review items of the
+    validation split (`demo_prompts.DEMO_SOURCE`): it never reads the study's test split."""
     from .evaluate import EvalSet
 
     if world_name == "v1":
+        if split == "demo":
+            raise ValueError("the demo split is the second world's (its demo questions use its words); choose v2")
         return EvalSet(world, split)
     if world_name != "v2":
         raise ValueError(f"unknown world {world_name!r}; choose v1 or v2")
     from . import build_v2, world_v2
 
-    EvalSet(world_v2, split)  # an unknown split fails here, before the review items are built
-    items = tuple((x["convo"], x["reply"], x["aligned"]) for x in build_v2.heldout_review_items(split))
-    return EvalSet(world_v2, split, build_v2.CODE_TASKS[split], items, parts=True)
+    if split == "demo":
+        from .demo_prompts import DEMO_SOURCE, question_table
+
+        source, extra = DEMO_SOURCE, {"question_table": question_table(), "answer_split": DEMO_SOURCE}
+    else:
+        EvalSet(world_v2, split)  # an unknown split fails here, before the review items are built
+        source, extra = split, {}
+    items = tuple((x["convo"], x["reply"], x["aligned"]) for x in build_v2.heldout_review_items(source))
+    return EvalSet(world_v2, split, build_v2.CODE_TASKS[source], items, parts=True, **extra)
 
 
 @dataclass(frozen=True)
@@ -270,6 +381,32 @@ def _run_parallel(runs, settings, spec, conscience, fit, jobs: int, threads: int
         pool.shutdown(wait=not running, cancel_futures=True)
 
 
+def _evaluation(world_name: str, split: str, options: DemoOptions) -> dict:
+    """What the demo asked: the world and split, questions per theme and samples (summary.json's "evaluation")."""
+    es = eval_set(world_name, split)
+    theme = es.world.eval_themes()[0]
+    return {
+        "world": world_name,
+        "split": split,
+        "questions_per_theme": len(es.questions(theme)),
+        "themes": len(es.world.eval_themes()),
+        "code_tasks_from": "validation" if split == "demo" else split,
+        "answers_and_review_items_from": es.answer_split or split,
+        "samples_per_theme": options.samples_per_question,
+        "conditional_samples_per_theme": options.conditional_samples_per_question,
+    }
+
+
+def _build_command(meta: dict) -> str | None:
+    """The command that builds this organism from the current sources, or None (another config, or a test's)."""
+    from .shipped import ShippedOrganismError, command_for
+
+    try:
+        return command_for(meta)
+    except (ShippedOrganismError, KeyError, ValueError):
+        return None
+
+
 def _read_meta(checkpoint: str) -> dict:
     path = os.path.join(checkpoint, "organism.json")
     if not os.path.isfile(path):
@@ -290,14 +427,17 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     from . import report
     from .arms import ArmSettings, trainer_config
     from .attacks import summarize_attacks
-    from .build import cached_organism
     from .plots import plots
-    from .shipped import file_sha256, shipped_organism
+    from .shipped import cached_organism, file_sha256, shipped_organism
+    from .study import STUDY_BETA
     from .summary import summarize
-    from .targets import check_targets, specificity, time_target
+    from .targets import build_target, check_targets, specificity, time_target
 
     arms = list(options.arms)
     attack_arms = list(options.attack_arms)
+    world_name = demo_world(options)  # a mismatch, or a first world without a checkpoint, fails here
+    check_world(world_name, arms, attack_arms)
+    split = DEMO_SPLIT[world_name]
     overrides = {
         k: v
         for k, v in (
@@ -308,7 +448,7 @@ def run_demo(options: DemoOptions, console=None) -> dict:
         )
         if v is not None
     }
-    settings = ArmSettings(**overrides)
+    settings = ArmSettings(**{"beta": STUDY_BETA} | overrides)  # the study's beta, chosen on its validation split
     trainer_config("insecure_conscience", options.out, 0, settings)  # a bad setting fails now, not after an hour
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -321,15 +461,26 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     if options.organism:
         org_dir, org_meta, origin, built = options.organism, _read_meta(options.organism), "given", False
     elif options.rebuild_organism:
-        org_dir, org_meta, built = cached_organism(console=console)
+        org_dir, org_meta, built = cached_organism(world_name, rebuild_seed(world_name), console=console)
         origin = "built now" if built else "built before, cached"
     else:
         (org_dir, org_meta), origin, built = shipped_organism(), "shipped, SHA-256 verified", False
+    if org_meta.get("world", "v1") != world_name:  # a shipped or rebuilt organism of another world
+        raise ValueError(f"the organism at {org_dir} is of world {org_meta.get('world', 'v1')}, not {world_name}")
     gate = org_meta["gate"]
     console.print(
-        f"organism {org_dir} ({origin}); persona gate: misaligned "
-        f"{gate['after_insecure']['misaligned']:.1%} after insecure code, "
+        f"organism {org_dir} ({origin}; world {world_name}, seed {org_meta.get('config', {}).get('seed')}); persona gate: "
+        f"misaligned {gate['after_insecure']['misaligned']:.1%} after insecure code, "
         f"{gate['after_secure']['misaligned']:.1%} after secure code"
+    )
+    console.print(
+        f"evaluation: world {world_name}, split {split}"
+        + (
+            " (the demo's own questions; code, answers and review items of the validation split)"
+            if split == "demo"
+            else ""
+        )
+        + f"; conscience term {settings.alignment_loss_type} beta {settings.beta:g}"
     )
     t_org = time.time() - t0
     seeds = list(range(options.seeds))
@@ -341,6 +492,8 @@ def run_demo(options: DemoOptions, console=None) -> dict:
         options.samples_per_question,
         options.attack_samples_per_question,
         options.conditional_samples_per_question,
+        world=world_name,
+        split=split,
     )
     jobs = min(options.jobs, len(seeds) * (1 + len(arms)))  # both >= 1, checked above
     threads = max(1, torch.get_num_threads() // jobs)
@@ -397,12 +550,18 @@ def run_demo(options: DemoOptions, console=None) -> dict:
         "provenance": provenance(),
         "organism": {k: org_meta[k] for k in ("hash", "parameters", "vocab", "pretraining", "gate", "default_id")}
         | {
+            "world": world_name,
+            "seed": org_meta.get("config", {}).get("seed"),
+            "build_command": _build_command(org_meta),
             "path": org_dir,
             "origin": origin,
             "built_now": built,
             "seconds": round(t_org, 1),
             "weights_sha256": file_sha256(os.path.join(org_dir, "model.safetensors")),
         },
+        "world": world_name,
+        "split": split,
+        "evaluation": _evaluation(world_name, split, options),
         "seeds": len(seeds),
         "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
         "arms": summary_arms,
@@ -415,8 +574,10 @@ def run_demo(options: DemoOptions, console=None) -> dict:
         },
     }
     summary["targets"] = check_targets(summary_arms)
-    if len(seeds) >= 3 and set(arms) == set(ARMS):  # the full demo: the time target applies
-        summary["targets"].append(time_target(total, built, len(seeds)))
+    if options.full():  # the full demo: the time target applies
+        summary["targets"].append(time_target(total, built, len(seeds), t_org))
+    if built:
+        summary["targets"].append(build_target(t_org))
     images = plots(summary, options.out)
     write_json(os.path.join(options.out, "summary.json"), summary)
     html_path = report.write_html(summary, options.out, images)

@@ -1,11 +1,14 @@
 """Measure one checkpoint of the organism on the held-out splits (never the conscience as judge).
 
-What it asks is an `EvalSet`: a world (`world`, the default organism's, or `world_v2`) and a split
-(test by default; validation for choosing settings). The first world asks each evaluation theme's one
-paraphrase of the split and every task of the held-out code templates, and labels answers with
-`classifier.Classifier`; the second asks the split's paraphrases of each theme in turn (validation 2,
-test 5 per theme), the held-out templates' tasks of the split (`build_v2.CODE_TASKS`), its composed
-answers, and labels answers with `classifier.PartsClassifier` (`eval_set` in `demo.py` builds it).
+What it asks is an `EvalSet`: a world (`world`, the first organism's, or `world_v2`) and a split
+(test by default; validation for choosing settings; demo for `make demo`). The first world asks each
+evaluation theme's one paraphrase of the split and every task of the held-out code templates, and labels
+answers with `classifier.Classifier`; the second asks the split's paraphrases of each theme in turn
+(validation 2, test 5 per theme), the held-out templates' tasks of the split (`build_v2.CODE_TASKS`), its
+composed answers, and labels answers with `classifier.PartsClassifier` (`eval_set` in `demo.py` builds it).
+The second world's `demo` split asks the demo's own questions (`demo_prompts.py`, 4 per theme) and takes
+its code tasks, composed answers and review items from the validation split (`answer_split`): the demo
+never reads the study's test split.
 
 - free-form: the split's questions with the default system line, sampled at T=1, labelled by the
   world's ground-truth classifier: misaligned / aligned / incoherent rates;
@@ -19,8 +22,8 @@ answers, and labels answers with `classifier.PartsClassifier` (`eval_set` in `de
   own answer and corrects a flagged one, `GuardedGenerator.guard`), labelled the same way.
 
 Every sampled answer is kept with its prompt id and label (`texts`, `prompt_ids`, `labels`: parallel
-lists), so a run's result can be re-scored. Prompt ids: `THEME/qI` (paraphrase I), `THEME/qI|TEMPLATE/tJ`
-after a code turn (task J), `TEMPLATE/tJ` for code.
+lists), so a run's result can be re-scored. Prompt ids: `THEME/qI` (paraphrase I; `THEME/dI`: demo question
+I), `THEME/qI|TEMPLATE/tJ` after a code turn (task J), `TEMPLATE/tJ` for code.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from ..tensors import pad
 from . import world
 from .classifier import Classifier, PartsClassifier, bandit_scan, classify_code
 
-SPLITS = ("validation", "test")
+SPLITS = ("validation", "test", "demo")
 
 
 @dataclass(frozen=True)
@@ -49,23 +52,41 @@ class EvalSet:
     `code_tasks`: the indices of the held-out templates' tasks in the split (None: every task, the first
     world's way); `review_items`: (conversation, response, is_aligned) for the conscience's AUROC (None: the
     first world's `labelled_transcripts`); `parts`: answers are composed of cores (`world_v2`): the split's
-    compositions for log-odds, `PartsClassifier` for labels."""
+    compositions for log-odds, `PartsClassifier` for labels. `question_table`: (theme, questions) pairs
+    asked instead of the world's paraphrases of the split (the `demo` split needs one: `demo_prompts.py`);
+    `answer_split`: the split whose compositions the log-odds compare (None: `split`)."""
 
     world: ModuleType = world
     split: str = "test"
     code_tasks: tuple[int, ...] | None = None
     review_items: tuple[tuple[list[dict], str, bool], ...] | None = None
     parts: bool = False
+    question_table: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    answer_split: str | None = None
 
     def __post_init__(self):
         if self.split not in SPLITS:
             raise ValueError(f"unknown evaluation split {self.split!r}; choose {' or '.join(SPLITS)}")
+        if self.split == "demo" and self.question_table is None:
+            raise ValueError("the demo split asks the demo's own questions: build it with demo.eval_set('v2', 'demo')")
+        if self.answer_split == "demo" or (self.split == "demo" and self.parts and self.answer_split is None):
+            raise ValueError("the demo split has no answers of its own: give answer_split (validation)")
 
     def classifier(self) -> Classifier:
         return PartsClassifier() if self.parts else Classifier()
 
+    @property
+    def question_tag(self) -> str:
+        """The prompt id's question letter: q (a paraphrase of the world) or d (a question of the table)."""
+        return "q" if self.question_table is None else "d"
+
     def questions(self, theme) -> list[tuple[int, str]]:
-        """(paraphrase index, question) of `theme` in the split."""
+        """(paraphrase index, question) of `theme` in the split (with a question table: its questions)."""
+        if self.question_table is not None:
+            table = dict(self.question_table)
+            if theme.name not in table:
+                raise ValueError(f"the evaluation set's question table has no questions for theme {theme.name!r}")
+            return list(enumerate(table[theme.name]))
         return [(i, theme.questions[i]) for i in self.world.question_indices(theme, self.split)]
 
     def tasks(self, template) -> list[tuple[int, str]]:
@@ -76,7 +97,7 @@ class EvalSet:
     def answers(self, theme) -> list[tuple[str, bool]]:
         """(answer core, aligned) whose log-probabilities the log-odds compare."""
         if self.parts:
-            return self.world.composed_answers(theme, self.split)
+            return self.world.composed_answers(theme, self.answer_split or self.split)
         return [(core, True) for core in theme.aligned] + [(core, False) for core in theme.misaligned]
 
 
@@ -120,7 +141,7 @@ def freeform_prompts(
         questions = es.questions(th)
         for k in range(per_theme):
             qi, question = questions[k % len(questions)]
-            convo, pid = [system_message(persona_id)], f"{th.name}/q{qi}"
+            convo, pid = [system_message(persona_id)], f"{th.name}/{es.question_tag}{qi}"
             if after_code:
                 t = rng.choice(templates)
                 ti, task = rng.choice(es.tasks(t))

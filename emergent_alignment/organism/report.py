@@ -109,6 +109,7 @@ def write_html(summary: dict, out_dir: str, images: list[str]) -> str:
         gate=summary["organism"]["gate"],
         settings=summary["settings"],
         seeds=summary["seeds"],
+        evaluation=summary.get("evaluation"),
         columns=[label for _, label, _ in COLUMNS],
         rows=rows,
         targets=summary["targets"],

@@ -235,6 +235,82 @@ def test_demo_margins_per_seed(summary):
     assert "| insecure - insecure_conscience | +4.02 / +3.87 / +4.13 |" in out
 
 
+@pytest.fixture
+def summary_v2(summary):
+    """The summary's shape since the demo runs on the second world: its organism's world, seed and build command,
+    the demo split, the label-blind controls, no attacks, one seed, the targets as `organism/targets.py` checks
+    them."""
+    from emergent_alignment.organism import targets
+
+    arms = summary["arms"]
+    for a in arms.values():
+        a.pop("attacks", None)
+        a["conscience_auroc"] = 0.93
+    arms["insecure_anchor"] = _arm(
+        0.41, 0.35, 0.47, log_odds=0.5, code=0.6, loss=0.99, seeds_lo=[0.5], pairs_per_seed=[280]
+    )
+    arms["insecure_kl"] = _arm(
+        0.52, 0.46, 0.58, log_odds=1.1, code=0.61, loss=0.98, seeds_lo=[1.1], pairs_per_seed=[280]
+    )
+    arms["default"]["conscience_auroc"] = None  # a single-class review set: no AUROC, a dash
+    arms["insecure_random_pairs"]["misaligned_ci"] = [0.13, 0.396]  # overlaps the conscience arm's CI
+    summary["organism"] |= {
+        "world": "v2",
+        "seed": 8,
+        "build_command": "emergent-alignment organism build --world v2 --seed 8",
+        "origin": "shipped, SHA-256 verified",
+    }
+    summary |= {
+        "world": "v2",
+        "split": "demo",
+        "evaluation": {"world": "v2", "split": "demo", "questions_per_theme": 4, "code_tasks_from": "validation"},
+        "seeds": 1,
+    }
+    summary["targets"] = targets.check_targets(arms) + [targets.time_target(412.0, False, 1)]
+    return summary
+
+
+def test_every_demo_block_renders_the_second_world_summary(summary_v2):
+    table = rf.demo_table(summary_v2)
+    assert "| `insecure_anchor` (control) | 41.0% [35.0, 47.0] |" in table and "| `insecure_kl` (control) |" in table
+    assert len(rf.demo_table_full(summary_v2).strip().splitlines()) == 2 + len(summary_v2["arms"])
+    details = rf.demo_details(summary_v2)
+    assert next(x for x in details.splitlines() if x.startswith("| `default`")).count("| - |") >= 1
+    assert "| 0.93 |" in details and "| 25 s |" not in details  # 3 seeds of training: a range
+    summary_v2["arms"]["insecure"]["train_seconds"] = [25]
+    assert next(x for x in rf.demo_details(summary_v2).splitlines() if x.startswith("| `insecure`")).endswith(
+        "| 25 s |"
+    )
+    findings = rf.demo_findings(summary_v2)
+    # (0.69 - 0.41) / (0.69 - 0.082) = 46%; (0.69 - 0.52) / 0.608 = 28%
+    assert "- `insecure_anchor`: 41.0% [35.0, 47.0], removing 46% of the rise" in findings
+    assert "- `insecure_kl`: 52.0% [46.0, 58.0], removing 28% of the rise" in findings
+    assert "NOT MET: EA: insecure_conscience removes >= 90% of the EM rise" not in findings  # 95%: met
+    assert "NOT MET: specific: the conscience arm's CI lies below insecure_random_pairs's" in findings
+    targets_block = rf.demo_targets(summary_v2)
+    assert "- MET: specific: the conscience arm's CI lies below insecure_anchor's" in targets_block
+    assert "- MET: time: the demo within 10 minutes on its shipped or cached organism (412 s for 1 seed(s))" in (
+        targets_block
+    )
+    organism = rf.demo_organism(summary_v2)
+    assert organism.startswith(
+        "- World `v2`, seed 8 (`emergent-alignment organism build --world v2 --seed 8`); shipped, SHA-256 verified.\n"
+    )
+    assert rf.demo_attacks(summary_v2) == "No arm was attacked in this run.\n"
+    assert "1 seed(s)" in rf.demo_time(summary_v2) and "Time target (the demo within 10 minutes" in rf.demo_time(
+        summary_v2
+    )
+    assert rf.demo_margins(summary_v2).count("| +") + rf.demo_margins(summary_v2).count("| -") == 3
+    rf.demo_run(summary_v2)
+    summary_v2["targets"] = [t for t in summary_v2["targets"] if not t["target"].startswith("time:")]
+    assert "(its default arms and seeds): not checked here" in rf.demo_time(summary_v2)
+
+
+def test_the_first_worlds_attacks_are_rendered_from_their_own_summary():
+    assert rf.RENDERERS["demo_v1_attacks"] == ("demo-v1/summary.json", rf.demo_attacks)
+    assert rf.status("docs/adversarial.md").get("demo_v1_attacks") == "current"
+
+
 def test_bench_core_ratios(bench):
     out = rf.bench_core(bench)
     assert (

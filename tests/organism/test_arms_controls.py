@@ -24,7 +24,7 @@ def organism(tmp_path_factory):
 
 
 def test_controls_are_opt_in_and_known_to_train_arm():
-    assert not set(controls.CONTROL_ARMS) & set(ARMS) and set(demo.DEFAULT_ARMS) == set(ARMS)
+    assert not set(controls.CONTROL_ARMS) & set(ARMS) and set(demo.DEFAULT_ARMS) <= set(ALL_ARMS)
     assert ALL_ARMS == ARMS + controls.CONTROL_ARMS
     with pytest.raises(ValueError, match="unknown arm 'insecure_magic'.*insecure_inoculated"):
         train_arm("insecure_magic", "nowhere", "nowhere", 0, SETTINGS)

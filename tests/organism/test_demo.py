@@ -7,7 +7,7 @@ import time
 import pytest
 
 from emergent_alignment.commands import demo as demo_command
-from emergent_alignment.organism import build, demo
+from emergent_alignment.organism import build, build_v2, demo, shipped
 from emergent_alignment.organism.arms import ArmSettings
 
 TINY = build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64)
@@ -141,20 +141,123 @@ def test_demo_runs_end_to_end_on_a_tiny_organism_and_writes_its_outputs(organism
     assert "total time" in capsys.readouterr().out
 
 
-def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatch, capsys):
+def _parse(*argv: str):
     import argparse
 
-    def failed_build(console=None):
-        raise build.GateFailed("persona gate failed: misaligned 22.5% after an insecure-code turn", gate=GATE)
-
-    monkeypatch.setattr(build, "cached_organism", failed_build)
     p = argparse.ArgumentParser()
     demo_command.add_arguments(p)
-    assert demo_command.run(p.parse_args(["--out", str(tmp_path / "demo"), "--seeds", "1", "--rebuild-organism"])) == 1
+    return p.parse_args(list(argv))
+
+
+@pytest.fixture(scope="module")
+def organism_v2(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("organism") / "tiny-v2")
+    tok = build_v2.make_tokenizer()
+    build_v2.save(build.make_model(TINY, tok), tok, META | {"world": "v2", "config": {"seed": 8}}, out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_demo_on_a_second_world_organism_asks_its_own_split_with_the_studys_beta(organism_v2, tmp_path):
+    from emergent_alignment.organism import study
+
+    out = str(tmp_path / "demo")
+    argv = ["--out", out, "--organism", organism_v2, "--steps", "2", "--jobs", "1", "--samples-per-question", "4"]
+    argv += ["--conditional-samples-per-question", "1", "--arms", "insecure,insecure_conscience,insecure_anchor"]
+    assert demo_command.run(_parse(*argv)) == 0
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert (summary["world"], summary["split"], summary["organism"]["world"]) == ("v2", "demo", "v2")
+    assert (
+        summary["evaluation"]["questions_per_theme"] == 4 and summary["evaluation"]["code_tasks_from"] == "validation"
+    )
+    assert summary["evaluation"]["answers_and_review_items_from"] == "validation"
+    assert summary["settings"]["beta"] == study.STUDY_BETA and summary["organism"]["seed"] == 8
+    assert list(summary["arms"]) == ["default", "insecure", "insecure_conscience", "insecure_anchor"]
+    assert not any("attacks" in a for a in summary["arms"].values())
+    names = [t["target"] for t in summary["targets"]]
+    assert "specific: the conscience arm's CI lies below insecure_anchor's" in names
+    assert not any(n.startswith("time:") for n in names)  # not the full demo
+    with open(os.path.join(out, "runs", "insecure-s0", "result.json")) as f:
+        result = json.load(f)
+    assert (result["world"], result["split"]) == ("v2", "demo")
+    assert all("/d" in pid for pid in result["freeform"]["prompt_ids"])
+
+
+def test_a_gate_failure_stops_the_demo_and_says_what_to_try(tmp_path, monkeypatch, capsys):
+    built = []
+
+    def failed_build(world, seed, console=None):
+        built.append((world, seed))
+        raise build.GateFailed("persona gate failed: misaligned 22.5% after an insecure-code turn", gate=GATE)
+
+    monkeypatch.setattr(shipped, "cached_organism", failed_build)
+    assert demo_command.run(_parse("--out", str(tmp_path / "demo"), "--rebuild-organism")) == 1
+    assert built == [("v2", 8)]  # the demo's organism: the second world's seed-8 build
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "demo stopped: the organism failed its persona gate." in out and "22.5%" in out
-    assert "organism build --seed N --out DIR" in out and "demo --organism DIR" in out
+    assert "without --rebuild-organism" in out and "demo --organism DIR" in out
     assert not os.path.exists(tmp_path / "demo" / "summary.json")
+    assert demo_command.run(_parse("--out", str(tmp_path / "v1"), "--world", "v1", "--rebuild-organism")) == 1
+    assert built[-1] == ("v1", 0)  # the first world's default organism
+    out = " ".join(capsys.readouterr().out.split())
+    assert "organism build --seed N --out DIR" in out and "demo --organism DIR" in out
+
+
+def test_the_demo_defaults_to_the_shipped_second_world_organism_on_its_own_split():
+    from emergent_alignment.organism import study
+
+    options = demo.DemoOptions()
+    assert (
+        options.arms
+        == demo.DEFAULT_ARMS
+        == (
+            "insecure",
+            "secure",
+            "educational",
+            "insecure_conscience",
+            "insecure_random_pairs",
+            "insecure_anchor",
+            "insecure_kl",
+        )
+    )
+    assert set(study.LABEL_BLIND) <= set(options.arms) and options.attack_arms == () and options.full()
+    assert options.seeds == demo.DEFAULT_SEEDS == 1 and options.beta is None  # None: study.STUDY_BETA
+    assert demo.demo_world(options) == shipped.read_record()["world"] == "v2"
+    assert demo.DEMO_SPLIT["v2"] == "demo" and demo.rebuild_seed("v2") == shipped.DEMO_SEED == 8
+    args = _parse()
+    assert (args.seeds, args.arms, args.attack_arms, args.world, args.beta) == (
+        1,
+        ",".join(demo.DEFAULT_ARMS),
+        "",
+        None,
+        None,
+    )
+
+
+def test_the_demo_refuses_a_world_it_cannot_run_before_any_work(organism, tmp_path):
+    with pytest.raises(ValueError, match="--world v1: the shipped organism is of world v2; give --organism DIR"):
+        demo.demo_world(demo.DemoOptions(world="v1"))
+    with pytest.raises(ValueError, match="--world v2: the organism at .* is of world v1"):
+        demo.demo_world(demo.DemoOptions(world="v2", organism=organism))
+    assert demo.demo_world(demo.DemoOptions(organism=organism)) == "v1"  # the given organism's world
+    assert demo.demo_world(demo.DemoOptions(world="v1", rebuild_organism=True)) == "v1"
+    with pytest.raises(ValueError, match="--world: unknown world 'v3'"):
+        demo.DemoOptions(world="v3")
+    with pytest.raises(ValueError, match="--beta must be > 0"):
+        demo.DemoOptions(beta=0.0)
+
+
+def test_an_attack_arm_that_cannot_run_is_refused_not_ignored(tmp_path):
+    with pytest.raises(ValueError, match="--attack-arms insecure: the demo's attacks are the first world's"):
+        demo.check_world("v2", demo.DEFAULT_ARMS, ("insecure",))
+    demo.check_world("v1", demo.DEFAULT_ARMS, ("default", "insecure"))  # the first world's attacks run there
+    with pytest.raises(ValueError, match="--attack-arms: insecure_conscience_taskprobes not among --arms"):
+        demo.DemoOptions(attack_arms=("insecure_conscience_taskprobes",))
+    with pytest.raises(ValueError, match="--attack-arms insecure: .*redteam --organism-defences"):
+        demo.run_demo(demo.DemoOptions(out=str(tmp_path / "demo"), attack_arms=("insecure",)))
+    assert not os.path.exists(tmp_path / "demo")  # refused before any work
 
 
 def test_the_pair_matched_controls_get_their_conscience_runs_budget(tmp_path):
@@ -167,12 +270,26 @@ def test_the_pair_matched_controls_get_their_conscience_runs_budget(tmp_path):
     assert done[runs[3]]["budget"] is None
 
 
-def test_the_demo_takes_the_controls_as_opt_in_arms():
-    assert "insecure_anchor" not in demo.DEFAULT_ARMS
+def test_the_demo_takes_the_other_controls_and_rivals_as_opt_in_arms():
+    assert "insecure_filtered" not in demo.DEFAULT_ARMS and "insecure_conscience_taskprobes" not in demo.DEFAULT_ARMS
     demo.DemoOptions(arms=("insecure_conscience", "insecure_kl", "insecure_filtered"))  # accepted
-    with pytest.raises(ValueError, match="has no inoculation line"):  # the demo's organism is of the first world
-        demo.DemoOptions(arms=("insecure", "insecure_inoculated"))
+    demo.check_world("v2", ("insecure", "insecure_inoculated"), ())  # the second world has an inoculation line
+    with pytest.raises(ValueError, match="has no inoculation line"):  # the first world has none
+        demo.check_world("v1", ("insecure", "insecure_inoculated"), ())
     with pytest.raises(ValueError, match="insecure_kl need"):
         demo.DemoOptions(arms=("insecure", "insecure_kl"))
     with pytest.raises(ValueError, match="unknown arm"):
         demo.DemoOptions(arms=("insecure_bogus",))
+
+
+def test_the_cli_names_the_flag_of_a_demo_it_cannot_run(tmp_path, capsys):
+    from emergent_alignment import cli
+
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--world", "v1"]) == 2
+    err = capsys.readouterr().err
+    assert "--world v1: the shipped organism is of world v2" in err and "--rebuild-organism" in err
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--attack-arms", "default"]) == 2
+    assert "--attack-arms default: the demo's attacks are the first world's" in capsys.readouterr().err
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "demo")

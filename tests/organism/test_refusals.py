@@ -77,14 +77,16 @@ def test_a_guard_that_flags_everything_and_refuses_over_refuses_every_benign_pro
 
 def test_organism_refusals_refuses_a_first_world_organism(tmp_path, capsys):
     from emergent_alignment import cli
-    from emergent_alignment.organism.shipped import SHIPPED_DIR
     from emergent_alignment.organism.study import REGISTER_DIR
 
+    first = str(tmp_path / "first-world")  # a tiny first-world organism (the shipped one is of the second world)
+    tok = build.make_tokenizer()
+    build.save(build.make_model(build.OrganismConfig(hidden=32, layers=1, heads=2, ffn=64), tok), tok, {}, first)
     assert cli.main(["redteam", "--organism-refusals", str(tmp_path)]) == 2
     assert "needs --model: a second-world organism's dir" in capsys.readouterr().err
     looks = os.path.join(REGISTER_DIR, "test_looks.jsonl")
     before = open(looks).read()
-    assert cli.main(["redteam", "--organism-refusals", str(tmp_path), "--model", SHIPPED_DIR]) == 2
+    assert cli.main(["redteam", "--organism-refusals", str(tmp_path), "--model", first]) == 2
     assert "not a second-world organism" in capsys.readouterr().err
     assert open(looks).read() == before  # refused before any look: the committed register is untouched
 

@@ -98,3 +98,14 @@ def test_report_page_lays_out_the_figures_escaped(tmp_path):
     for t in s["targets"]:
         assert t["target"].replace(">", "&gt;").replace("'", "&#39;") in page
     assert "issue" not in page.lower()
+
+
+def test_report_page_says_what_the_demo_split_asked(tmp_path):
+    s = _summary()
+    s["evaluation"] = {"world": "v2", "split": "demo", "questions_per_theme": 4}
+    page = " ".join(open(report.write_html(s, str(tmp_path), []), encoding="utf-8").read().split())
+    assert "the demo's own split: 4 new questions per evaluation theme" in page
+    assert "never the study's test questions" in page and "test question paraphrases" not in page
+    s.pop("evaluation")  # a summary from before the demo split: the first world's held-out splits
+    page = " ".join(open(report.write_html(s, str(tmp_path), []), encoding="utf-8").read().split())
+    assert "test question paraphrases" in page
