@@ -277,7 +277,12 @@ def demo_attacks(summary: dict) -> str:
 def demo_time(summary: dict) -> str:
     """The demo's wall time, against the time target when the run was a full one."""
     t, org = summary["timings"], summary["organism"]
-    built = "the organism built in this run" if org.get("built_now") else "the organism cached"
+    if org.get("built_now"):
+        built = "the organism built in this run"
+    elif str(org.get("origin", "")).startswith("shipped"):
+        built = "the organism shipped with the package"
+    else:
+        built = "the organism cached"
     text = (
         f"This run took {t['total_seconds']:.0f} s ({t['total_seconds'] / 60:.1f} minutes) by the demo's clock, "
         f"{built} ({t['organism_seconds']:.0f} s), {summary['seeds']} seed(s), {t['jobs']} run(s) at a time "

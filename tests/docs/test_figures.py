@@ -220,8 +220,10 @@ def test_demo_attacks_table(summary):
 
 def test_demo_time_reads_the_time_target(summary):
     out = rf.demo_time(summary)
-    assert "593 s (9.9 minutes)" in out and "the organism cached" in out and "2 run(s) at a time" in out
+    assert "593 s (9.9 minutes)" in out and "the organism cached (3 s)" in out and "2 run(s) at a time" in out
     assert "Time target (the demo within 10 minutes (organism cached)): met." in out
+    summary["organism"]["origin"] = "shipped, SHA-256 verified"
+    assert "the organism shipped with the package (3 s)" in rf.demo_time(summary)
     summary["targets"][2]["met"] = False
     assert "**not met**" in rf.demo_time(summary)
     summary["targets"].pop()
