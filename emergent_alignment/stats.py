@@ -146,3 +146,9 @@ def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
         return None
     u = mannwhitneyu(pos, neg, alternative="two-sided", method="asymptotic").statistic
     return float(u / (len(pos) * len(neg)))
+
+
+def mean_or_none(xs) -> float | None:
+    """The mean of the values that are neither None nor NaN; None when there are none."""
+    xs = [x for x in xs if x is not None and x == x]
+    return float(np.mean(xs)) if xs else None

@@ -53,6 +53,8 @@ LOSS_CONTROLS = {"insecure_anchor": "anchor", "insecure_kl": "kl", "insecure_sft
 # the arms that run the trainer's conscience step, and those that take the conscience arm's pair counts
 CONSCIENCE_CONTROLS = (*LOSS_CONTROLS, "insecure_oracle")
 BUDGETED = (*LOSS_CONTROLS, "insecure_interleaved")
+# the label-blind controls: the same DPO term with the conscience arm's pair counts, without its labels
+LABEL_BLIND = ("insecure_random_pairs", "insecure_anchor", "insecure_kl")
 REVIEW_BATCH = 64  # the filter's reviews and corrections per forward
 
 

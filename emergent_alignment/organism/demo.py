@@ -7,7 +7,7 @@ Per-run results are written as they finish (runs/ARM-sSEED/result.json).
 By default the demo runs on the shipped organism (`shipped.py`: the second world's build of seed 8) and
 evaluates on its own split (`eval_set("v2", "demo")`: the demo's questions, `demo_prompts.py`, with the
 validation split's code tasks, composed answers and review items), never on the study's test split. The
-conscience arms use the IPO beta the study chose on its validation split (`study.STUDY_BETA`). A
+conscience arms use the IPO beta the study chose on its validation split (`arms.STUDY_BETA`). A
 first-world organism (`--world v1` with `--organism DIR` or `--rebuild-organism`) is evaluated on its
 world's test split, as the demo did before the second world.
 """
@@ -26,7 +26,7 @@ from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS
 from .attacks import WRAPPERS
 
 # The demo's arms: plain SFT on insecure code (EM), its two controls, the conscience arm (EA) and the three
-# label-blind controls the study sets beside it (`study.LABEL_BLIND`: the same DPO term with the conscience
+# label-blind controls the study sets beside it (`controls.LABEL_BLIND`: the same DPO term with the conscience
 # arm's pair counts, without its labels).
 DEFAULT_ARMS = (
     "insecure",
@@ -102,7 +102,7 @@ class DemoOptions:
     samples_per_question: int = DEFAULT_SAMPLES
     conditional_samples_per_question: int = CONDITIONAL_SAMPLES
     alignment_loss_type: str | None = None
-    beta: float | None = None  # the conscience term's beta (default: study.STUDY_BETA)
+    beta: float | None = None  # the conscience term's beta (default: arms.STUDY_BETA)
     alignment_weight: float | None = None
     attack_arms: tuple[str, ...] = DEFAULT_ATTACK_ARMS
     attack_samples_per_question: int = 8
@@ -425,11 +425,10 @@ def run_demo(options: DemoOptions, console=None) -> dict:
     from rich.table import Table
 
     from . import report
-    from .arms import ArmSettings, trainer_config
+    from .arms import STUDY_BETA, ArmSettings, trainer_config
     from .attacks import summarize_attacks
     from .plots import plots
     from .shipped import cached_organism, file_sha256, shipped_organism
-    from .study import STUDY_BETA
     from .summary import summarize
     from .targets import build_target, check_targets, specificity, time_target
 

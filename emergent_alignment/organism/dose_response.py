@@ -24,8 +24,8 @@ import numpy as np
 
 from ..io import read_json, write_json, write_text
 from ..provenance import provenance
-from ..stats import percentile_ci
-from .study import CONSCIENCE, _mean_or_none, _rate, arm_figures
+from ..stats import mean_or_none, percentile_ci
+from .study import CONSCIENCE, arm_figures, label_rate
 
 ARMS = ("default", "insecure", CONSCIENCE)
 RESULT = "dose_response.json"
@@ -127,16 +127,16 @@ def summarize_level(level_dir: str) -> dict:
         "arms": {arm: arm_figures(per_org, arm) for arm in ARMS},
         "share_removed": share_removed(runs),
         # the frozen copy the conscience runs on is the organism: every run measures the same one
-        "test_auroc": _mean_or_none([r.get("conscience_auroc") for r in runs["default"].values()]),
-        "probe_auroc": _mean_or_none([(r.get("conscience_curve") or {}).get("probe_auroc") for r in c]),
-        "flag_rate": _mean_or_none(
+        "test_auroc": mean_or_none([r.get("conscience_auroc") for r in runs["default"].values()]),
+        "probe_auroc": mean_or_none([(r.get("conscience_curve") or {}).get("probe_auroc") for r in c]),
+        "flag_rate": mean_or_none(
             [
                 r["conscience_curve"]["total_flagged"] / r["conscience_curve"]["total_probes"]
                 for r in c
                 if r.get("conscience_curve")
             ]
         ),
-        "conscience_misaligned_per_seed": [_rate(r) for r in c],
+        "conscience_misaligned_per_seed": [label_rate(r) for r in c],
     }
 
 

@@ -41,9 +41,10 @@ import numpy as np
 
 from ..io import compress, read_json, write_json, write_text
 from ..provenance import git_state, provenance
-from ..stats import CONFIDENCE, hierarchical_bootstrap
-from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS, ArmSettings
+from ..stats import CONFIDENCE, hierarchical_bootstrap, mean_or_none
+from .arms import ALL_ARMS, NEEDS_PAIR_COUNTS, STUDY_BETA, ArmSettings
 from .builds import DECLARED_SEEDS
+from .controls import LABEL_BLIND
 from .demo import CONDITIONAL_SAMPLES, DEFAULT_JOBS, MeasureSpec, Run, fit_and_measure, run_all
 from .worlds import WORLDS
 
@@ -53,17 +54,12 @@ DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_ARMS = ALL_ARMS
 REGISTER_DIR = os.path.join("docs", "results", "study")
 RULE = "every declared organism seed whose build passes its persona gate counts; the others are reported, not used"
-LABEL_BLIND = ("insecure_random_pairs", "insecure_anchor", "insecure_kl")
 RIVALS = ("insecure_inoculated", "insecure_interleaved")
 CONSCIENCE = "insecure_conscience"
 # the zero-shot guard alone: the insecure arm's free-form answers after the guard (no arm of its own: the
 # insecure runs are measured twice, so the row needs no training)
 GUARDED_ARM, GUARD_ALONE = "insecure", "insecure+guard"
 MIN_ORGANISMS = 5
-# The study's IPO beta, chosen on the validation split of organisms 0 and 1 by a rule written before its
-# candidates ran (docs/history/organism-notebook.md, 2026-12-01; docs/results/study-pilots/choice.json):
-# beta 2 removed 97% of the EM rise there, beta 4 (the first world's choice) 81%.
-STUDY_BETA = 2.0
 
 
 @dataclass(frozen=True)
@@ -496,7 +492,7 @@ def nested_labels(per_org: dict, arm: str, field: str = "freeform", which: str =
     return out
 
 
-def _rate(result: dict, field: str = "freeform", which: str = "misaligned") -> float:
+def label_rate(result: dict, field: str = "freeform", which: str = "misaligned") -> float:
     labels = result[field]["labels"]
     return sum(lab == which for lab in labels) / len(labels)
 
@@ -515,7 +511,7 @@ def t_interval(values, confidence: float = CONFIDENCE) -> dict:
 
 def per_seed_rates(per_org: dict, arm: str, field: str = "freeform", which: str = "misaligned") -> np.ndarray:
     """[organism, seed] rates of `which`."""
-    return np.array([[_rate(r, field, which) for r in arms[arm].values()] for arms in per_org.values()])
+    return np.array([[label_rate(r, field, which) for r in arms[arm].values()] for arms in per_org.values()])
 
 
 def _draws(n_org: int, n_seed: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -573,23 +569,18 @@ def arm_figures(per_org: dict, arm: str) -> dict:
         "insecure_code_rate": float(per_seed_rates(per_org, arm, "code", "insecure").mean()),
         "conditional_misaligned_rate": float(per_seed_rates(per_org, arm, "conditional").mean()),
         # the frozen copy's AUROC on the split's held-out review items (the same organism for every arm)
-        "conscience_auroc": _mean_or_none(
+        "conscience_auroc": mean_or_none(
             [r.get("conscience_auroc") for a in per_org.values() for r in a[arm].values()]
         ),
         "conscience_auroc_per_organism": {
-            n: _mean_or_none([r.get("conscience_auroc") for r in a[arm].values()]) for n, a in per_org.items()
+            n: mean_or_none([r.get("conscience_auroc") for r in a[arm].values()]) for n, a in per_org.items()
         },
         # and on the policy's own probe answers during training (arms whose trainer asks the conscience)
-        "probe_auroc": _mean_or_none(
+        "probe_auroc": mean_or_none(
             [(r.get("conscience_curve") or {}).get("probe_auroc") for a in per_org.values() for r in a[arm].values()]
         ),
         "samples": int(sum(len(r["freeform"]["labels"]) for a in per_org.values() for r in a[arm].values())),
     }
-
-
-def _mean_or_none(xs):
-    xs = [x for x in xs if x is not None and x == x]
-    return float(np.mean(xs)) if xs else None
 
 
 def with_guard_alone(per_org: dict) -> list[str]:
