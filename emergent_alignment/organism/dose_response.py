@@ -32,14 +32,14 @@ RESULT = "dose_response.json"
 
 
 def level_dirs(root: str) -> list[str]:
-    """ROOT/noise-*/ study directories, by their organisms' label noise."""
+    """ROOT/noise-*/ study directories."""
     dirs = [d for d in glob.glob(os.path.join(root, "noise-*")) if os.path.isdir(d)]
     if not dirs:
         raise ValueError(
             f"{root}: no noise-R/ study directories (run `emergent-alignment study --label-noise R "
             f"--out {root}/noise-R ...` first)"
         )
-    return sorted(dirs, key=lambda d: _organism(d)["label_noise"])
+    return sorted(dirs)
 
 
 def _organism(level_dir: str) -> dict:
@@ -154,7 +154,7 @@ def spearman(levels: list[dict], key) -> dict | None:
 
 def summarize(root: str) -> dict:
     """Read every ROOT/noise-*/ level, write ROOT/dose_response.json and ROOT/table.md; return the summary."""
-    levels = [summarize_level(d) for d in level_dirs(root)]
+    levels = sorted((summarize_level(d) for d in level_dirs(root)), key=lambda lv: lv["label_noise"])
     seeds = {lv["organism"].split("-noise")[0] for lv in levels}
     if len(seeds) != 1:
         raise ValueError(f"{root}: the levels are on different organisms ({', '.join(sorted(seeds))}); one per root")
